@@ -1,0 +1,131 @@
+/*
+ * The conformance harness: every kernel table against the reference, over one shape
+ * matrix, with one set of tolerances. Shared by tests/ (Criterion), tools/bnorm-check
+ * and bench/ (which reuses the table list), so these facts live in one place.
+ */
+#ifndef BNORM_CONFORMANCE_H
+#define BNORM_CONFORMANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- kernel tables ------------------------------------------------------------- */
+
+typedef struct bnorm_conf_table {
+    const char *label;        /* "scalar", "avx2", "neon-simde", ... */
+    const bnorm_kernels *k;
+    bool runnable;            /* this CPU can execute it */
+    bool emulated;            /* another ISA's source translated by SIMDe */
+} bnorm_conf_table;
+
+/* Every table this build has: the library's own, then the test-only emulated ones.
+ * Returns how many; writes at most cap of them. */
+size_t bnorm_conf_tables(bnorm_conf_table *out, size_t cap);
+
+/* ---- seeded random numbers ------------------------------------------------------ */
+
+typedef struct bnorm_rng {
+    uint64_t state;
+} bnorm_rng;
+
+/* The seed from BNORM_TEST_SEED if set (decimal or 0x hex), else fallback. */
+uint64_t bnorm_conf_seed(uint64_t fallback);
+void bnorm_rng_init(bnorm_rng *r, uint64_t seed);
+uint64_t bnorm_rng_next(bnorm_rng *r);
+double bnorm_rng_uniform(bnorm_rng *r);            /* [0, 1) */
+double bnorm_rng_normal(bnorm_rng *r);             /* N(0, 1) */
+size_t bnorm_rng_below(bnorm_rng *r, size_t n);    /* [0, n) */
+
+/* ---- fenced buffers ------------------------------------------------------------- */
+
+/* BNORM_FENCE_AT_GUARD: the last element ends exactly at an inaccessible page, so
+ * reading or writing one float past the end faults. Otherwise the first element
+ * sits `misalign` floats past a 64-byte boundary and canary bytes fill the gap to
+ * the guard page. The bytes before the first element are canaries too. */
+#define BNORM_FENCE_AT_GUARD SIZE_MAX
+
+typedef struct bnorm_fence {
+    unsigned char *map;
+    size_t map_bytes;
+    float *data;
+    size_t count;
+} bnorm_fence;
+
+/* Allocates count floats (count >= 1); returns data, or NULL if mmap fails. */
+float *bnorm_fence_alloc(bnorm_fence *f, size_t count, size_t misalign);
+/* True if no canary byte around the data changed. */
+bool bnorm_fence_intact(const bnorm_fence *f);
+void bnorm_fence_free(bnorm_fence *f);
+
+/* ---- tolerance ------------------------------------------------------------------ */
+
+/*
+ * Error of an affine result y against the exact value ref, in units of
+ * 2^-23 * (|x * a| + |b|) + 2^-149 (the last term is underflow: results below the
+ * smallest normal float have an absolute, not relative, rounding error).
+ * NaN ref requires NaN y, an infinite ref the same infinity, and a finite ref a
+ * finite y; a violated rule returns INFINITY.
+ */
+double bnorm_conf_affine_ulps(float y, double ref, double xa_abs, double b_abs);
+
+/* ---- operations over the shape matrix ------------------------------------------- */
+
+typedef enum bnorm_conf_matrix {
+    BNORM_MATRIX_QUICK = 0, /* a representative subset: seconds, also under qemu */
+    BNORM_MATRIX_FULL = 1,  /* the whole shape matrix of the architecture guide */
+} bnorm_conf_matrix;
+
+typedef struct bnorm_conf_result {
+    size_t cases;       /* tensors run */
+    size_t failures;    /* tensors with any wrong value, fence or changed input */
+    double worst_ulps;  /* largest error seen, in the units above */
+    char first_failure[512];
+} bnorm_conf_result;
+
+/* One tensor of the matrix and how it is laid out in memory. */
+typedef struct bnorm_conf_case {
+    bnorm_shape shape;
+    bnorm_strides xs, ys;       /* used when strided */
+    bool strided;
+    bool in_place;              /* y is x */
+    size_t misalign;            /* BNORM_FENCE_AT_GUARD, or 0..15 floats */
+    bool specials;              /* NaN, +-Inf, -0 and denormals among the inputs */
+    bnorm_activation act;
+    const char *variant;        /* "dense", "strided", "in-place", "misaligned" */
+    uint64_t seed;              /* everything random about this case */
+} bnorm_conf_case;
+
+/* Describes a case for messages: "nhwc 2x17x49 strided relu seed=0x...". */
+void bnorm_conf_case_describe(const bnorm_conf_case *cs, char *buf, size_t size);
+
+typedef struct bnorm_conf_op {
+    const char *name;   /* "inference_apply", "inference" */
+    double tol_ulps;    /* documented bound, in the units above */
+    /* Runs the op on one case with table k; adds to *res. */
+    void (*run)(const struct bnorm_conf_op *op, const bnorm_kernels *k,
+                const bnorm_conf_case *cs, bnorm_conf_result *res);
+} bnorm_conf_op;
+
+extern const bnorm_conf_op bnorm_conf_ops[];
+extern const size_t bnorm_conf_op_count;
+
+/* The case bnorm_conf_run is running on this thread ("" between cases): what a
+ * crash handler prints so that a fault names its case and seed. */
+const char *bnorm_conf_current_case(void);
+
+/* Runs op with table k over the matrix; seed fixes every random choice. */
+bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k,
+                                 bnorm_conf_matrix matrix, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

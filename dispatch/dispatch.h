@@ -1,0 +1,28 @@
+/* CPU feature detection and the choice of kernel table (internal). */
+#ifndef BNORM_DISPATCH_H
+#define BNORM_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* Detects the CPU's features (BNORM_CPU_* bits) now; pure, no caching. */
+uint32_t bnorm_detect_cpu_features(void);
+
+/* Size in bytes of the last-level data cache, or 0 if it cannot be found. */
+size_t bnorm_detect_llc_bytes(void);
+
+/* The table of isa compiled into this library, or NULL; independent of the CPU. */
+const bnorm_kernels *bnorm_kernels_for(bnorm_isa isa);
+
+/* Whether a CPU with these features can run isa's kernels. */
+int bnorm_isa_runnable(bnorm_isa isa, uint32_t features);
+
+/* The active table (initialized once, thread-safely, on first use). */
+const bnorm_kernels *bnorm_active_kernels(void);
+
+/* Outputs of at least this many bytes are written with non-temporal stores. */
+size_t bnorm_stream_threshold(void);
+
+#endif

@@ -1,0 +1,286 @@
+/*
+ * bnorm: SIMD batch-normalization kernels for CPUs.
+ *
+ * One header, one library, a plain C ABI. No function allocates memory, prints,
+ * aborts, or changes the caller's floating-point environment; every function may be
+ * called from any number of threads at once.
+ *
+ * Conventions used throughout:
+ *  - Tensors are float32 with N images, C channels and `spatial` values per channel
+ *    and image (H*W, D*H*W, or 1 for an (N, C) tensor).
+ *  - Sizes and strides are counted in elements (floats), not bytes.
+ *  - Per-channel arrays (scale, shift, gamma, beta, mean, var) hold C floats.
+ *  - Every function validates all of its arguments before it writes anything: a
+ *    function that returns a status other than BNORM_OK has written nothing.
+ */
+#ifndef BNORM_H
+#define BNORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(BNORM_SHARED_BUILD)
+#define BNORM_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define BNORM_API __attribute__((visibility("default")))
+#else
+#define BNORM_API
+#endif
+
+/* ------------------------------------------------------------------------------ */
+/* Version                                                                         */
+/* ------------------------------------------------------------------------------ */
+
+#define BNORM_VERSION_MAJOR 0
+#define BNORM_VERSION_MINOR 1
+#define BNORM_VERSION_PATCH 0
+/** The version as one number: major * 10000 + minor * 100 + patch. */
+#define BNORM_VERSION \
+    (BNORM_VERSION_MAJOR * 10000 + BNORM_VERSION_MINOR * 100 + BNORM_VERSION_PATCH)
+
+/** The version of the library linked at run time, encoded as BNORM_VERSION. */
+BNORM_API unsigned bnorm_version(void);
+
+/** The version of the library linked at run time as "major.minor.patch". */
+BNORM_API const char *bnorm_version_string(void);
+
+/* ------------------------------------------------------------------------------ */
+/* Status codes                                                                    */
+/* ------------------------------------------------------------------------------ */
+
+typedef enum bnorm_status {
+    BNORM_OK = 0,
+    /** A required pointer argument is NULL. */
+    BNORM_ERR_NULL_POINTER = 1,
+    /** A size is zero where at least one element is required (N, C or spatial). */
+    BNORM_ERR_BAD_SHAPE = 2,
+    /** A stride is smaller than the extent it has to skip over. */
+    BNORM_ERR_BAD_STRIDE = 3,
+    /** The tensor's extent in bytes does not fit in the address space (size_t). */
+    BNORM_ERR_OVERFLOW = 4,
+    /** An output overlaps an input or another output in a way that is not allowed. */
+    BNORM_ERR_ALIAS = 5,
+    /** A numeric parameter is out of its domain (NaN or negative eps, lo > hi, a
+     *  NaN clamp bound, a negative variance). */
+    BNORM_ERR_BAD_VALUE = 6,
+    /** An enumeration argument holds a value this version does not define. */
+    BNORM_ERR_BAD_ENUM = 7,
+    /** An ISA name that this library does not know. */
+    BNORM_ERR_UNKNOWN_ISA = 8,
+    /** An ISA that is not compiled into this library or that this CPU cannot run. */
+    BNORM_ERR_UNSUPPORTED_ISA = 9,
+} bnorm_status;
+
+/** A constant, human-readable name for a status ("BNORM_OK", ...); "unknown status"
+ *  for a value this version does not define. Never NULL. */
+BNORM_API const char *bnorm_status_name(bnorm_status status);
+
+/* ------------------------------------------------------------------------------ */
+/* Tensors                                                                         */
+/* ------------------------------------------------------------------------------ */
+
+typedef enum bnorm_layout {
+    /** Channel-major: the `spatial` values of one (image, channel) are contiguous. */
+    BNORM_NCHW = 0,
+    /** Channel-last: the C channels of one (image, pixel) are contiguous. */
+    BNORM_NHWC = 1,
+} bnorm_layout;
+
+/** The logical shape of a tensor. */
+typedef struct bnorm_shape {
+    size_t n;            /**< images, >= 1 */
+    size_t c;            /**< channels, >= 1 */
+    size_t spatial;      /**< values per image and channel (H*W), >= 1 */
+    bnorm_layout layout; /**< memory order of one image */
+} bnorm_shape;
+
+/**
+ * Strides of one buffer, in elements. Pass NULL instead of a pointer to this struct
+ * for a dense tensor (inner = spatial for NCHW or C for NHWC; batch = C * spatial).
+ * Given explicitly, both fields are used as they are and must satisfy:
+ *  - NCHW: inner (distance between channel planes) >= spatial;
+ *    NHWC: inner (distance between pixels) >= C;
+ *  - batch (distance between images) >= the extent of one image, that is
+ *    (C - 1) * inner + spatial for NCHW and (spatial - 1) * inner + C for NHWC.
+ */
+typedef struct bnorm_strides {
+    size_t inner;
+    size_t batch;
+} bnorm_strides;
+
+/* ------------------------------------------------------------------------------ */
+/* Activations                                                                     */
+/* ------------------------------------------------------------------------------ */
+
+typedef enum bnorm_act_kind {
+    BNORM_ACT_NONE = 0,  /**< y = v */
+    BNORM_ACT_RELU = 1,  /**< y = max(v, 0) */
+    BNORM_ACT_CLAMP = 2, /**< y = min(max(v, lo), hi); ReLU6 is clamp(0, 6) */
+} bnorm_act_kind;
+
+/**
+ * An activation applied to each output value v. NaN rule (the same in every ISA):
+ * an activation never turns a NaN into a number; ReLU and clamp of NaN are NaN.
+ * The sign of a zero produced by ReLU or clamp (0 or -0) is not specified.
+ * Passing NULL where an activation is taken means BNORM_ACT_NONE.
+ */
+typedef struct bnorm_activation {
+    bnorm_act_kind kind;
+    float lo; /**< clamp only: lower bound, not NaN, may be -INFINITY */
+    float hi; /**< clamp only: upper bound, not NaN, >= lo, may be +INFINITY */
+} bnorm_activation;
+
+/* ------------------------------------------------------------------------------ */
+/* Inference                                                                       */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * Fold batch-norm parameters into a per-channel affine transform:
+ *   scale[c] = gamma[c] / sqrt(var[c] + eps)
+ *   shift[c] = beta[c] - mean[c] * scale[c]
+ * computed in double precision and rounded to float once per output.
+ *
+ * @param c      number of channels, >= 1
+ * @param gamma  C floats, or NULL for gamma = 1
+ * @param beta   C floats, or NULL for beta = 0
+ * @param mean   C floats (running mean), required
+ * @param var    C floats (running variance), required; each >= 0 or NaN
+ * @param eps    added to the variance; finite and >= 0
+ * @param scale  C floats written
+ * @param shift  C floats written
+ * @return BNORM_OK;
+ *   BNORM_ERR_NULL_POINTER if mean, var, scale or shift is NULL;
+ *   BNORM_ERR_BAD_SHAPE if c == 0;
+ *   BNORM_ERR_OVERFLOW if c floats do not fit in the address space;
+ *   BNORM_ERR_BAD_VALUE if eps is NaN, infinite or negative, or some var[c] < 0;
+ *   BNORM_ERR_ALIAS if scale and shift overlap each other or any input.
+ * A NaN in an input gives NaN in the outputs of that channel.
+ */
+BNORM_API bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
+                                  const float *mean, const float *var, float eps,
+                                  float *scale, float *shift);
+
+/**
+ * Inference apply: y = act(x * scale[c] + shift[c]) for every element.
+ *
+ * @param shape      the tensor's shape and layout (x and y share it)
+ * @param x          input tensor
+ * @param x_strides  strides of x, or NULL for dense
+ * @param y          output tensor; may be x itself (in place) when its strides are
+ *                   equal to x's; any other overlap with x, scale or shift is
+ *                   rejected (the first-to-last-element ranges must be disjoint)
+ * @param y_strides  strides of y, or NULL for dense
+ * @param scale      C floats
+ * @param shift      C floats
+ * @param act        activation, or NULL for none
+ * @return BNORM_OK;
+ *   BNORM_ERR_NULL_POINTER if shape, x, y, scale or shift is NULL;
+ *   BNORM_ERR_BAD_ENUM if shape->layout or act->kind is not defined;
+ *   BNORM_ERR_BAD_SHAPE if n, c or spatial is 0;
+ *   BNORM_ERR_BAD_STRIDE if a stride is smaller than allowed (see bnorm_strides);
+ *   BNORM_ERR_OVERFLOW if a buffer's extent in bytes exceeds PTRDIFF_MAX;
+ *   BNORM_ERR_BAD_VALUE if a clamp bound is NaN or lo > hi;
+ *   BNORM_ERR_ALIAS for an overlap other than exact in-place.
+ */
+BNORM_API bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
+                                             const bnorm_strides *x_strides, float *y,
+                                             const bnorm_strides *y_strides,
+                                             const float *scale, const float *shift,
+                                             const bnorm_activation *act);
+
+/**
+ * Inference from statistics in one call:
+ *   y = act(gamma[c] * (x - mean[c]) / sqrt(var[c] + eps) + beta[c]),
+ * computed as bnorm_fold followed by bnorm_inference_apply, without allocating
+ * (channels are folded in blocks on the stack).
+ *
+ * Parameters are those of bnorm_fold and bnorm_inference_apply; gamma and beta may
+ * be NULL. Returns every status either of them returns, under the same conditions;
+ * y may not overlap gamma, beta, mean or var.
+ */
+BNORM_API bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
+                                       const bnorm_strides *x_strides, float *y,
+                                       const bnorm_strides *y_strides,
+                                       const float *gamma, const float *beta,
+                                       const float *mean, const float *var, float eps,
+                                       const bnorm_activation *act);
+
+/* ------------------------------------------------------------------------------ */
+/* CPU features and ISA dispatch                                                   */
+/* ------------------------------------------------------------------------------ */
+
+/** Kernel sets. Every operation runs the kernels of the active ISA. */
+typedef enum bnorm_isa {
+    BNORM_ISA_SCALAR = 0, /**< portable C, any CPU */
+    BNORM_ISA_AVX2 = 1,   /**< x86-64 with AVX2 and FMA */
+    BNORM_ISA_NEON = 2,   /**< aarch64 Advanced SIMD */
+    BNORM_ISA_COUNT = 3   /**< number of ISAs this version defines */
+} bnorm_isa;
+
+/** CPU feature bits reported by bnorm_cpu_features(). */
+enum {
+    BNORM_CPU_SSE2 = 1u << 0,
+    BNORM_CPU_AVX = 1u << 1,  /**< AVX, with the OS saving YMM state */
+    BNORM_CPU_AVX2 = 1u << 2,
+    BNORM_CPU_FMA = 1u << 3,
+    BNORM_CPU_F16C = 1u << 4,
+    BNORM_CPU_AVX512F = 1u << 5, /**< AVX-512F, with the OS saving ZMM state */
+    BNORM_CPU_NEON = 1u << 16,
+    BNORM_CPU_ASIMDHP = 1u << 17, /**< aarch64 fp16 arithmetic */
+};
+
+/** The features detected on this CPU, a set of BNORM_CPU_* bits. */
+BNORM_API uint32_t bnorm_cpu_features(void);
+
+/** The name of one BNORM_CPU_* bit ("avx2", ...), or NULL if it is not one. */
+BNORM_API const char *bnorm_cpu_feature_name(uint32_t feature);
+
+/** The lower-case name of an ISA ("scalar", "avx2", "neon"), or NULL if isa is not
+ *  defined. */
+BNORM_API const char *bnorm_isa_name(bnorm_isa isa);
+
+/**
+ * Look up an ISA by its name (as bnorm_isa_name gives it, case-sensitive).
+ * @return BNORM_OK and *isa set; BNORM_ERR_NULL_POINTER if name or isa is NULL;
+ *   BNORM_ERR_UNKNOWN_ISA if no ISA has that name (*isa is not written).
+ */
+BNORM_API bnorm_status bnorm_isa_from_name(const char *name, bnorm_isa *isa);
+
+/** 1 if this library contains kernels for isa, else 0. */
+BNORM_API int bnorm_isa_compiled(bnorm_isa isa);
+
+/** 1 if isa is compiled in and this CPU can run it, else 0. */
+BNORM_API int bnorm_isa_supported(bnorm_isa isa);
+
+/**
+ * The ISA whose kernels run now. On first use the library picks the best supported
+ * ISA, or the one the environment variable BNORM_ISA names if that one is supported
+ * (see bnorm_env_isa_status). Thread-safe.
+ */
+BNORM_API bnorm_isa bnorm_active_isa(void);
+
+/**
+ * Make isa the active ISA for all threads, from the next operation on.
+ * @return BNORM_OK; BNORM_ERR_BAD_ENUM if isa is not defined;
+ *   BNORM_ERR_UNSUPPORTED_ISA if it is not compiled in or this CPU cannot run it
+ *   (the active ISA is then unchanged).
+ */
+BNORM_API bnorm_status bnorm_set_isa(bnorm_isa isa);
+
+/**
+ * What became of the BNORM_ISA environment variable when the library initialized:
+ * BNORM_OK if it was unset, empty, or applied; BNORM_ERR_UNKNOWN_ISA if it names no
+ * ISA; BNORM_ERR_UNSUPPORTED_ISA if it names one this build or CPU cannot run. In the
+ * two error cases the variable was ignored and the best supported ISA is active.
+ */
+BNORM_API bnorm_status bnorm_env_isa_status(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNORM_H */

@@ -1,0 +1,33 @@
+/*
+ * The oracle: plain loops in double precision over the logical index (n, c, s).
+ * Never dispatched, never optimized for speed; tests, bnorm-check and benchmarks
+ * compare every kernel table against it. Results are written densely in logical
+ * NCHW order: out[(n * C + c) * spatial + s].
+ */
+#ifndef BNORM_REFERENCE_H
+#define BNORM_REFERENCE_H
+
+#include <stddef.h>
+
+#include "bnorm.h"
+
+/* Offset in elements of element (n, c, s) of a tensor with the given strides. */
+size_t bnorm_ref_offset(const bnorm_shape *shape, size_t inner, size_t batch, size_t n,
+                        size_t c, size_t s);
+
+/* act(v) in double; NULL act is none. NaN stays NaN. */
+double bnorm_ref_activate(const bnorm_activation *act, double v);
+
+/* out = act(x * scale[c] + shift[c]) */
+void bnorm_ref_apply(const bnorm_shape *shape, const float *x, size_t x_inner,
+                     size_t x_batch, const float *scale, const float *shift,
+                     const bnorm_activation *act, double *out);
+
+/* out = act(gamma * (x - mean) / sqrt(var + eps) + beta), straight from the
+ * definition (not through a fold); gamma and beta may be NULL (1 and 0). */
+void bnorm_ref_inference(const bnorm_shape *shape, const float *x, size_t x_inner,
+                         size_t x_batch, const float *gamma, const float *beta,
+                         const float *mean, const float *var, float eps,
+                         const bnorm_activation *act, double *out);
+
+#endif

@@ -1,0 +1,3 @@
+#include "kernels.h"
+
+BNORM_DEFINE_KERNELS(BNORM_ISA_SCALAR, scalar);

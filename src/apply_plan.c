@@ -1,0 +1,122 @@
+#include "apply_plan.h"
+#include "dispatch.h"
+
+static size_t gcd(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The periodic plan's row length for period c, or 0 if it would not fit. */
+static size_t pattern_len(size_t c)
+{
+    if (c > BNORM_PATTERN_MAX)
+        return 0;
+    size_t l = c / gcd(c, 8) * 8; /* lcm(c, 8): whole vectors of whole periods */
+    size_t p = l * ((64 + l - 1) / l);
+    return p <= BNORM_PATTERN_MAX ? p : 0;
+}
+
+void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
+                           const bnorm_shape *shape, const bnorm_geom *gx,
+                           const bnorm_geom *gy, const float *x, float *y, size_t c0,
+                           size_t c1, const float *a, const float *b, float lo, float hi,
+                           bool clamp, bnorm_apply_pattern *pattern)
+{
+    size_t nc = c1 - c0;
+    *plan = (bnorm_apply_plan){.a = a, .b = b, .lo = lo, .hi = hi};
+    plan->flags = clamp ? BNORM_KF_CLAMP : 0;
+    if (gy->extent * sizeof(float) >= bnorm_stream_threshold())
+        plan->flags |= BNORM_KF_STREAM;
+
+    if (shape->layout == BNORM_NCHW && !(shape->spatial == 1 && gx->inner == 1 &&
+                                         gy->inner == 1)) {
+        plan->fn = k->apply_planes;
+        plan->per_item_ab = true;
+        plan->groups = shape->n;
+        plan->items = nc;
+        plan->len = shape->spatial;
+        plan->x = x + c0 * gx->inner;
+        plan->y = y + c0 * gy->inner;
+        plan->x_item = gx->inner;
+        plan->y_item = gy->inner;
+        plan->x_group = gx->batch;
+        plan->y_group = gy->batch;
+    } else if (shape->layout == BNORM_NCHW) {
+        /* spatial == 1 with unit channel stride: each image is one row of C. */
+        plan->fn = k->apply_rows;
+        plan->groups = 1;
+        plan->items = shape->n;
+        plan->len = nc;
+        plan->x = x + c0;
+        plan->y = y + c0;
+        plan->x_item = gx->batch;
+        plan->y_item = gy->batch;
+    } else {
+        plan->fn = k->apply_rows;
+        plan->len = nc;
+        plan->x = x + c0;
+        plan->y = y + c0;
+        plan->x_item = gx->inner;
+        plan->y_item = gy->inner;
+        if (shape->n == 1 || (gx->batch == shape->spatial * gx->inner &&
+                              gy->batch == shape->spatial * gy->inner)) {
+            plan->groups = 1; /* images follow each other at the pixel stride */
+            plan->items = shape->n * shape->spatial;
+        } else {
+            plan->groups = shape->n;
+            plan->items = shape->spatial;
+            plan->x_group = gx->batch;
+            plan->y_group = gy->batch;
+        }
+    }
+    plan->last_len = plan->len;
+
+    size_t p;
+    if (pattern && !plan->per_item_ab && plan->groups == 1 && nc == shape->c &&
+        plan->x_item == nc && plan->y_item == nc && (p = pattern_len(nc)) != 0) {
+        size_t total = plan->items * nc;
+        size_t fill = total < p ? total : p;
+        for (size_t i = 0; i < fill; i++) {
+            pattern->a[i] = a[i % nc];
+            pattern->b[i] = b[i % nc];
+        }
+        plan->a = pattern->a;
+        plan->b = pattern->b;
+        plan->len = p;
+        plan->items = (total + p - 1) / p;
+        plan->last_len = total - (plan->items - 1) * p;
+        plan->x_item = plan->y_item = p;
+    }
+}
+
+size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan)
+{
+    return plan->groups * plan->items;
+}
+
+void bnorm_apply_plan_run(const bnorm_apply_plan *p, size_t begin, size_t end)
+{
+    size_t total = bnorm_apply_plan_items(p);
+    while (begin < end) {
+        size_t g = begin / p->items, i = begin % p->items;
+        size_t n = p->items - i < end - begin ? p->items - i : end - begin;
+        const float *x = p->x + g * p->x_group + i * p->x_item;
+        float *y = p->y + g * p->y_group + i * p->y_item;
+        const float *a = p->per_item_ab ? p->a + i : p->a;
+        const float *b = p->per_item_ab ? p->b + i : p->b;
+        size_t full = (begin + n == total && p->last_len != p->len) ? n - 1 : n;
+        if (full)
+            p->fn(full, p->len, x, p->x_item, y, p->y_item, a, b, p->lo, p->hi,
+                  p->flags);
+        if (full < n)
+            p->fn(1, p->last_len, x + full * p->x_item, p->x_item, y + full * p->y_item,
+                  p->y_item, p->per_item_ab ? a + full : a, p->per_item_ab ? b + full : b,
+                  p->lo, p->hi, p->flags);
+        begin += n;
+    }
+}

@@ -1,0 +1,62 @@
+/*
+ * Loop planning for the affine-apply family (internal).
+ *
+ * A plan turns a tensor (layout, strides, a channel range) into `groups x items`
+ * independent work items, each one kernel span of `len` contiguous elements:
+ *   - NCHW: items are channel planes (per-plane scale and shift);
+ *   - NHWC, and NCHW with spatial == 1: items are rows of channels (per-element
+ *     scale and shift);
+ *   - a dense tensor of rows whose scale/shift repeat with a short period C is one
+ *     long array: items are rows of a pattern of whole periods, P = a multiple of
+ *     lcm(C, 8) >= 64 floats, so small C costs no per-row tail.
+ * bnorm_apply_plan_run(plan, begin, end) runs any sub-range of the items; any split
+ * of [0, bnorm_apply_plan_items(plan)) gives the same result, bit for bit.
+ */
+#ifndef BNORM_APPLY_PLAN_H
+#define BNORM_APPLY_PLAN_H
+
+#include <stdbool.h>
+
+#include "kernels.h"
+#include "tensor.h"
+
+/* Pattern capacity in floats (per array); periods whose P exceeds it are not
+ * expanded. */
+#define BNORM_PATTERN_MAX 512
+
+typedef struct bnorm_apply_plan {
+    bnorm_f32_apply_fn fn;
+    bool per_item_ab; /* planes: a[item], b[item]; rows: a[0..len), b[0..len) */
+    size_t groups, items;
+    size_t len, last_len; /* the plan's very last item spans last_len elements */
+    const float *x;
+    size_t x_item, x_group;
+    float *y;
+    size_t y_item, y_group;
+    const float *a, *b;
+    float lo, hi;
+    unsigned flags;
+} bnorm_apply_plan;
+
+/* Scratch for the periodic plan's expanded scale and shift; lives on the caller's
+ * stack for as long as the plan runs. */
+typedef struct bnorm_apply_pattern {
+    float a[BNORM_PATTERN_MAX], b[BNORM_PATTERN_MAX];
+} bnorm_apply_pattern;
+
+/*
+ * Plans y = act(x * a[c] + b[c]) over channels [c0, c1) of a checked tensor; a and b
+ * hold the c1 - c0 values of that range. With `pattern` non-NULL and the range
+ * covering every channel, a dense row tensor gets the periodic plan.
+ */
+void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
+                           const bnorm_shape *shape, const bnorm_geom *gx,
+                           const bnorm_geom *gy, const float *x, float *y, size_t c0,
+                           size_t c1, const float *a, const float *b, float lo, float hi,
+                           bool clamp, bnorm_apply_pattern *pattern);
+
+size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan);
+
+void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end);
+
+#endif

@@ -1,0 +1,157 @@
+/* Inference: fold, apply, and both in one call. */
+#include <math.h>
+
+#include "apply_plan.h"
+#include "dispatch.h"
+#include "ops.h"
+#include "tensor.h"
+
+/* Channels folded per block by bnorm_inference: bounds its stack use. */
+#define FOLD_BLOCK BNORM_PATTERN_MAX
+
+/* scale and shift of channels [0, c): double precision, one rounding each. */
+static void fold(size_t c, const float *gamma, const float *beta, const float *mean,
+                 const float *var, float eps, float *scale, float *shift)
+{
+    for (size_t i = 0; i < c; i++) {
+        double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)var[i] + eps);
+        scale[i] = (float)s;
+        shift[i] = (float)((beta ? (double)beta[i] : 0.0) - (double)mean[i] * s);
+    }
+}
+
+bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
+                        const float *mean, const float *var, float eps, float *scale,
+                        float *shift)
+{
+    if (!mean || !var || !scale || !shift)
+        return BNORM_ERR_NULL_POINTER;
+    if (c == 0)
+        return BNORM_ERR_BAD_SHAPE;
+    if (c > PTRDIFF_MAX / sizeof(float))
+        return BNORM_ERR_OVERFLOW;
+    bnorm_status st = bnorm_check_variance(c, var, eps);
+    if (st != BNORM_OK)
+        return st;
+    const float *inputs[] = {gamma, beta, mean, var};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        if (inputs[i] && (bnorm_overlaps(scale, c, inputs[i], c) ||
+                          bnorm_overlaps(shift, c, inputs[i], c)))
+            return BNORM_ERR_ALIAS;
+    }
+    if (bnorm_overlaps(scale, c, shift, c))
+        return BNORM_ERR_ALIAS;
+    fold(c, gamma, beta, mean, var, eps, scale, shift);
+    return BNORM_OK;
+}
+
+/* The checks common to both apply forms; on success fills the geometries and the
+ * activation's kernel parameters. */
+static bnorm_status check_apply(const bnorm_shape *shape, const float *x,
+                                const bnorm_strides *x_strides, const float *y,
+                                const bnorm_strides *y_strides,
+                                const bnorm_activation *act, bnorm_geom *gx,
+                                bnorm_geom *gy, float *lo, float *hi, bool *clamp)
+{
+    bnorm_status st;
+    if ((st = bnorm_check_shape(shape)) != BNORM_OK)
+        return st;
+    if (act && act->kind != BNORM_ACT_NONE && act->kind != BNORM_ACT_RELU &&
+        act->kind != BNORM_ACT_CLAMP)
+        return BNORM_ERR_BAD_ENUM;
+    if ((st = bnorm_resolve_geom(shape, x_strides, gx)) != BNORM_OK ||
+        (st = bnorm_resolve_geom(shape, y_strides, gy)) != BNORM_OK)
+        return st;
+    if ((st = bnorm_check_activation(act, lo, hi, clamp)) != BNORM_OK)
+        return st;
+    bool in_place = x == y && gx->inner == gy->inner && gx->batch == gy->batch;
+    if (!in_place && bnorm_overlaps(x, gx->extent, y, gy->extent))
+        return BNORM_ERR_ALIAS;
+    return BNORM_OK;
+}
+
+bnorm_status bnorm_inference_apply_with(const bnorm_kernels *k, const bnorm_shape *shape,
+                                        const float *x, const bnorm_strides *x_strides,
+                                        float *y, const bnorm_strides *y_strides,
+                                        const float *scale, const float *shift,
+                                        const bnorm_activation *act)
+{
+    if (!shape || !x || !y || !scale || !shift)
+        return BNORM_ERR_NULL_POINTER;
+    bnorm_geom gx, gy;
+    float lo, hi;
+    bool clamp;
+    bnorm_status st = check_apply(shape, x, x_strides, y, y_strides, act, &gx, &gy, &lo,
+                                  &hi, &clamp);
+    if (st != BNORM_OK)
+        return st;
+    if (bnorm_overlaps(y, gy.extent, scale, shape->c) ||
+        bnorm_overlaps(y, gy.extent, shift, shape->c))
+        return BNORM_ERR_ALIAS;
+
+    bnorm_apply_pattern pattern;
+    bnorm_apply_plan plan;
+    bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, 0, shape->c, scale, shift, lo,
+                          hi, clamp, &pattern);
+    bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+    return BNORM_OK;
+}
+
+bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
+                                   const bnorm_strides *x_strides, float *y,
+                                   const bnorm_strides *y_strides, const float *scale,
+                                   const float *shift, const bnorm_activation *act)
+{
+    return bnorm_inference_apply_with(bnorm_active_kernels(), shape, x, x_strides, y,
+                                      y_strides, scale, shift, act);
+}
+
+bnorm_status bnorm_inference_with(const bnorm_kernels *k, const bnorm_shape *shape,
+                                  const float *x, const bnorm_strides *x_strides,
+                                  float *y, const bnorm_strides *y_strides,
+                                  const float *gamma, const float *beta,
+                                  const float *mean, const float *var, float eps,
+                                  const bnorm_activation *act)
+{
+    if (!shape || !x || !y || !mean || !var)
+        return BNORM_ERR_NULL_POINTER;
+    bnorm_geom gx, gy;
+    float lo, hi;
+    bool clamp;
+    bnorm_status st = check_apply(shape, x, x_strides, y, y_strides, act, &gx, &gy, &lo,
+                                  &hi, &clamp);
+    if (st != BNORM_OK)
+        return st;
+    size_t c = shape->c;
+    if ((st = bnorm_check_variance(c, var, eps)) != BNORM_OK)
+        return st;
+    const float *params[] = {gamma, beta, mean, var};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        if (params[i] && bnorm_overlaps(y, gy.extent, params[i], c))
+            return BNORM_ERR_ALIAS;
+    }
+
+    /* Fold a block of channels onto the stack, apply it, go on. */
+    float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
+    bnorm_apply_pattern pattern;
+    for (size_t c0 = 0; c0 < c; c0 += FOLD_BLOCK) {
+        size_t c1 = c - c0 < FOLD_BLOCK ? c : c0 + FOLD_BLOCK;
+        fold(c1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL, mean + c0,
+             var + c0, eps, scale, shift);
+        bnorm_apply_plan plan;
+        bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, c0, c1, scale, shift, lo,
+                              hi, clamp, &pattern);
+        bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+    }
+    return BNORM_OK;
+}
+
+bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
+                             const bnorm_strides *x_strides, float *y,
+                             const bnorm_strides *y_strides, const float *gamma,
+                             const float *beta, const float *mean, const float *var,
+                             float eps, const bnorm_activation *act)
+{
+    return bnorm_inference_with(bnorm_active_kernels(), shape, x, x_strides, y,
+                                y_strides, gamma, beta, mean, var, eps, act);
+}

@@ -1,0 +1,50 @@
+/*
+ * Every operation, on every kernel table this CPU can run (the SIMDe-translated
+ * tables included), over the full shape matrix, against the double reference. The
+ * harness lives in conformance/ and is the same one bnorm-check runs.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "conformance.h"
+
+/* BNORM_TEST_SEED overrides; the seed is printed with every failure. */
+#define DEFAULT_SEED 0x626e6f726d31ull
+
+static void check_op(const char *name)
+{
+    const bnorm_conf_op *op = NULL;
+    for (size_t i = 0; i < bnorm_conf_op_count; i++)
+        if (strcmp(bnorm_conf_ops[i].name, name) == 0)
+            op = &bnorm_conf_ops[i];
+    cr_assert_not_null(op, "no operation %s", name);
+
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_conf_table tables[16];
+    size_t n = bnorm_conf_tables(tables, 16);
+    size_t ran = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!tables[i].runnable)
+            continue;
+        bnorm_conf_result r = bnorm_conf_run(op, tables[i].k, BNORM_MATRIX_FULL, seed);
+        ran++;
+        cr_expect(r.cases > 0, "%s [%s]: no case ran", name, tables[i].label);
+        cr_expect(r.failures == 0,
+                  "%s [%s]: %zu of %zu cases failed (BNORM_TEST_SEED=0x%llx); first: %s",
+                  name, tables[i].label, r.failures, r.cases, (unsigned long long)seed,
+                  r.first_failure);
+        cr_log_info("%s [%s]: %zu cases, worst %.3f ulps", name, tables[i].label, r.cases,
+                    r.worst_ulps);
+    }
+    cr_expect(ran >= 1, "no runnable kernel table");
+}
+
+Test(conformance, inference_apply, .timeout = 600)
+{
+    check_op("inference_apply");
+}
+
+Test(conformance, inference, .timeout = 600)
+{
+    check_op("inference");
+}
