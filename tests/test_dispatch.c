@@ -1,0 +1,588 @@
+/*
+ * The dispatcher: ISA names, what is compiled and supported, bnorm_set_isa, the
+ * BNORM_ISA environment override, CPU feature names, and thread-safe first use.
+ *
+ * The library picks its kernel table once per process, on first use. These tests
+ * rely on Criterion (2.4) running every test in a freshly executed process, so a test
+ * can set BNORM_ISA before its first library call and see that call initialize the
+ * library. The isolation tests below check that assumption, so a runner that shares
+ * processes (e.g. --no-fork/--debug) fails them loudly instead of letting the
+ * environment tests pass or fail by accident.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bnorm.h"
+#include "dispatch.h"
+#include "ops.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define HOST_X86 1
+/* An ISA this build can never run: the environment override must ignore it. */
+#define FOREIGN_ISA BNORM_ISA_NEON
+#elif defined(__aarch64__)
+#define HOST_ARM64 1
+#define FOREIGN_ISA BNORM_ISA_AVX2
+#endif
+
+/* A value no call may write over when it fails. */
+#define UNTOUCHED ((bnorm_isa)0x5a5a)
+
+/* The ISA the library picks without an override: the first supported one in this
+ * order (dispatch.c's preference; restated here because it is the expectation). */
+static bnorm_isa best_supported(void)
+{
+    static const bnorm_isa order[] = {BNORM_ISA_AVX2, BNORM_ISA_NEON, BNORM_ISA_SCALAR};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (bnorm_isa_supported(order[i]))
+            return order[i];
+    return BNORM_ISA_SCALAR;
+}
+
+static const char *isa_str(bnorm_isa isa)
+{
+    const char *n = bnorm_isa_name(isa);
+    return n ? n : "(undefined)";
+}
+
+/* Sets BNORM_ISA (NULL: unsets it). Must run before the first library call. */
+static void set_env(const char *value)
+{
+    int rc = value ? setenv("BNORM_ISA", value, 1) : unsetenv("BNORM_ISA");
+    cr_assert_eq(rc, 0, "setting BNORM_ISA failed");
+}
+
+/* ============================================================================== */
+/* The test runner gives each test a fresh process                                */
+/* ============================================================================== */
+
+static int tests_run_here;
+static pid_t constructed_in;
+
+__attribute__((constructor)) static void note_process(void)
+{
+    constructed_in = getpid();
+}
+
+/* If two of these ran in one process, the second would count 2. If the test ran in a
+ * process forked from the runner without exec, its static constructors would have
+ * run in another process. */
+static void assert_fresh_process(void)
+{
+    tests_run_here++;
+    cr_assert_eq(tests_run_here, 1, "tests share a process: the environment and first-use "
+                                     "tests of this file are meaningless");
+    cr_assert_eq(constructed_in, getpid(), "the test process was not freshly executed");
+    cr_assert_null(getenv("BNORM_TEST_ISOLATION"), "environment leaked from another test");
+    cr_assert_eq(setenv("BNORM_TEST_ISOLATION", "set", 1), 0);
+}
+
+Test(isolation, fresh_process_a) { assert_fresh_process(); }
+Test(isolation, fresh_process_b) { assert_fresh_process(); }
+Test(isolation, fresh_process_c) { assert_fresh_process(); }
+
+/* ============================================================================== */
+/* Names                                                                          */
+/* ============================================================================== */
+
+Test(isa_names, round_trip)
+{
+    static const char *const expected[BNORM_ISA_COUNT] = {"scalar", "avx2", "neon"};
+    for (int i = 0; i < BNORM_ISA_COUNT; i++) {
+        const char *name = bnorm_isa_name((bnorm_isa)i);
+        cr_assert_not_null(name, "ISA %d has no name", i);
+        cr_assert_str_eq(name, expected[i]);
+        bnorm_isa back = UNTOUCHED;
+        cr_assert_eq(bnorm_isa_from_name(name, &back), BNORM_OK, "\"%s\"", name);
+        cr_assert_eq(back, (bnorm_isa)i, "\"%s\" -> %d", name, (int)back);
+        /* a copy, not the library's own pointer, is looked up by content */
+        char copy[32];
+        strncpy(copy, name, sizeof copy - 1);
+        copy[sizeof copy - 1] = '\0';
+        back = UNTOUCHED;
+        cr_assert_eq(bnorm_isa_from_name(copy, &back), BNORM_OK);
+        cr_assert_eq(back, (bnorm_isa)i);
+    }
+}
+
+Test(isa_names, undefined_isa_has_no_name)
+{
+    const bnorm_isa undefined[] = {BNORM_ISA_COUNT, (bnorm_isa)7, (bnorm_isa)-1,
+                                   (bnorm_isa)0x7fffffff};
+    for (size_t i = 0; i < sizeof undefined / sizeof undefined[0]; i++)
+        cr_assert_null(bnorm_isa_name(undefined[i]), "ISA %d", (int)undefined[i]);
+}
+
+Test(isa_names, unknown_name_leaves_output_untouched)
+{
+    const char *unknown[] = {"bogus", "",       "AVX2",  "Scalar", "avx2 ", " avx2",
+                             "avx",   "neon\n", "scalarx", "avx512", "sse2", "s"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        bnorm_isa out = UNTOUCHED;
+        cr_assert_eq(bnorm_isa_from_name(unknown[i], &out), BNORM_ERR_UNKNOWN_ISA, "\"%s\"",
+                     unknown[i]);
+        cr_assert_eq(out, UNTOUCHED, "\"%s\" wrote the output", unknown[i]);
+    }
+}
+
+Test(isa_names, null_arguments)
+{
+    bnorm_isa out = UNTOUCHED;
+    cr_assert_eq(bnorm_isa_from_name(NULL, &out), BNORM_ERR_NULL_POINTER);
+    cr_assert_eq(out, UNTOUCHED);
+    cr_assert_eq(bnorm_isa_from_name("scalar", NULL), BNORM_ERR_NULL_POINTER);
+    cr_assert_eq(bnorm_isa_from_name("bogus", NULL), BNORM_ERR_NULL_POINTER);
+    cr_assert_eq(bnorm_isa_from_name(NULL, NULL), BNORM_ERR_NULL_POINTER);
+}
+
+Test(cpu_features, names)
+{
+    const struct {
+        uint32_t bit;
+        const char *name;
+    } features[] = {
+        {BNORM_CPU_SSE2, "sse2"}, {BNORM_CPU_AVX, "avx"},         {BNORM_CPU_AVX2, "avx2"},
+        {BNORM_CPU_FMA, "fma"},   {BNORM_CPU_F16C, "f16c"},       {BNORM_CPU_AVX512F, "avx512f"},
+        {BNORM_CPU_NEON, "neon"}, {BNORM_CPU_ASIMDHP, "asimdhp"},
+    };
+    const size_t n = sizeof features / sizeof features[0];
+    uint32_t all = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = bnorm_cpu_feature_name(features[i].bit);
+        cr_assert_not_null(name, "feature %#x", (unsigned)features[i].bit);
+        cr_assert_str_eq(name, features[i].name);
+        for (size_t j = 0; j < i; j++)
+            cr_assert_str_neq(name, bnorm_cpu_feature_name(features[j].bit));
+        all |= features[i].bit;
+    }
+    /* every other single bit, zero and combinations are not feature bits */
+    for (unsigned b = 0; b < 32; b++) {
+        uint32_t bit = 1u << b;
+        if (!(all & bit))
+            cr_assert_null(bnorm_cpu_feature_name(bit), "bit %u", b);
+    }
+    cr_assert_null(bnorm_cpu_feature_name(0));
+    cr_assert_null(bnorm_cpu_feature_name(BNORM_CPU_AVX | BNORM_CPU_AVX2));
+    cr_assert_null(bnorm_cpu_feature_name(all));
+    cr_assert_null(bnorm_cpu_feature_name(UINT32_MAX));
+
+    /* every detected feature is a named one */
+    uint32_t f = bnorm_cpu_features();
+    cr_assert_eq(f & ~all, 0u, "unnamed feature bits %#x", (unsigned)(f & ~all));
+}
+
+/* ============================================================================== */
+/* Compiled, supported, detected                                                  */
+/* ============================================================================== */
+
+Test(isa_support, consistency)
+{
+    uint32_t f = bnorm_cpu_features();
+    cr_assert(bnorm_isa_compiled(BNORM_ISA_SCALAR));
+    cr_assert(bnorm_isa_supported(BNORM_ISA_SCALAR));
+    for (int i = 0; i < BNORM_ISA_COUNT; i++) {
+        bnorm_isa isa = (bnorm_isa)i;
+        int compiled = bnorm_isa_compiled(isa), supported = bnorm_isa_supported(isa);
+        cr_assert(compiled == 0 || compiled == 1, "%s: compiled %d", isa_str(isa), compiled);
+        cr_assert(supported == 0 || supported == 1, "%s: supported %d", isa_str(isa), supported);
+        cr_assert(!supported || compiled, "%s supported but not compiled", isa_str(isa));
+        const bnorm_kernels *k = bnorm_kernels_for(isa);
+        cr_assert_eq(k != NULL, compiled != 0, "%s: kernels_for vs compiled", isa_str(isa));
+        if (k) {
+            cr_assert_eq(k->isa, isa, "%s: table says ISA %d", isa_str(isa), (int)k->isa);
+            cr_assert_str_eq(k->name, bnorm_isa_name(isa));
+            cr_assert(k->apply_planes && k->apply_rows, "%s: table has NULL kernels",
+                      isa_str(isa));
+        }
+    }
+    const bnorm_isa undefined[] = {BNORM_ISA_COUNT, (bnorm_isa)7, (bnorm_isa)-1};
+    for (size_t i = 0; i < sizeof undefined / sizeof undefined[0]; i++) {
+        cr_assert_eq(bnorm_isa_compiled(undefined[i]), 0);
+        cr_assert_eq(bnorm_isa_supported(undefined[i]), 0);
+    }
+    /* the detection does not change between calls */
+    cr_assert_eq(bnorm_cpu_features(), f);
+
+#if defined(HOST_X86)
+    uint32_t need = BNORM_CPU_AVX | BNORM_CPU_AVX2 | BNORM_CPU_FMA;
+    cr_assert(bnorm_isa_compiled(BNORM_ISA_AVX2), "AVX2 kernels are built on x86");
+    cr_assert_eq(bnorm_isa_supported(BNORM_ISA_AVX2), (f & need) == need,
+                 "features %#x: avx2 supported %d", (unsigned)f,
+                 bnorm_isa_supported(BNORM_ISA_AVX2));
+    cr_assert_eq(bnorm_isa_compiled(BNORM_ISA_NEON), 0, "NEON is not part of an x86 library");
+    cr_assert_eq(bnorm_isa_supported(BNORM_ISA_NEON), 0);
+    cr_assert_eq(f & (BNORM_CPU_NEON | BNORM_CPU_ASIMDHP), 0u, "ARM features on x86");
+#elif defined(HOST_ARM64)
+    cr_assert(bnorm_isa_compiled(BNORM_ISA_NEON));
+    cr_assert(bnorm_isa_supported(BNORM_ISA_NEON));
+    cr_assert(f & BNORM_CPU_NEON);
+    cr_assert_eq(bnorm_isa_compiled(BNORM_ISA_AVX2), 0);
+    cr_assert_eq(f & 0xffffu, 0u, "x86 features on aarch64");
+#endif
+}
+
+/* The library's detection agrees with the compiler's (which also checks that the
+ * OS saves the vector registers). */
+Test(cpu_features, agree_with_compiler_builtin)
+{
+#if defined(HOST_X86) && (defined(__GNUC__) || defined(__clang__))
+    uint32_t f = bnorm_cpu_features();
+    __builtin_cpu_init();
+    cr_assert_eq(!!(f & BNORM_CPU_SSE2), !!__builtin_cpu_supports("sse2"), "sse2");
+    cr_assert_eq(!!(f & BNORM_CPU_AVX), !!__builtin_cpu_supports("avx"), "avx");
+    cr_assert_eq(!!(f & BNORM_CPU_AVX2), !!__builtin_cpu_supports("avx2"), "avx2");
+    cr_assert_eq(!!(f & BNORM_CPU_FMA), !!__builtin_cpu_supports("fma"), "fma");
+    cr_assert_eq(!!(f & BNORM_CPU_AVX512F), !!__builtin_cpu_supports("avx512f"), "avx512f");
+    /* tiers imply each other */
+    if (f & BNORM_CPU_AVX2)
+        cr_assert(f & BNORM_CPU_AVX);
+    if (f & BNORM_CPU_AVX512F)
+        cr_assert(f & BNORM_CPU_AVX);
+#else
+    cr_skip_test("x86 only");
+#endif
+}
+
+/* ============================================================================== */
+/* bnorm_set_isa                                                                  */
+/* ============================================================================== */
+
+/* 1 + 2^-12 squared minus 1 is 2^-11 + 2^-24: exact with FMA, 2^-11 with a separate
+ * multiply (the product's 2^-24 is half an ulp and rounds to even). So a scalar
+ * (unfused) and a fused table give different bits, and an output tells which table
+ * ran it. */
+enum { PROBE_LEN = 37 };
+
+static void probe(const bnorm_kernels *k, float *y)
+{
+    static float x[PROBE_LEN];
+    for (size_t i = 0; i < PROBE_LEN; i++)
+        x[i] = 1.0f + 0x1p-12f;
+    const float scale = 1.0f + 0x1p-12f, shift = -1.0f;
+    const bnorm_shape sh = {.n = 1, .c = 1, .spatial = PROBE_LEN, .layout = BNORM_NCHW};
+    bnorm_status st = k ? bnorm_inference_apply_with(k, &sh, x, NULL, y, NULL, &scale, &shift,
+                                                     NULL)
+                        : bnorm_inference_apply(&sh, x, NULL, y, NULL, &scale, &shift, NULL);
+    cr_assert_eq(st, BNORM_OK, "probe: %s", bnorm_status_name(st));
+}
+
+/* Every supported ISA can be made active, and operations then run its kernels. */
+Test(set_isa, each_supported_isa)
+{
+    set_env(NULL);
+    float out[BNORM_ISA_COUNT][PROBE_LEN];
+    for (int i = 0; i < BNORM_ISA_COUNT; i++) {
+        bnorm_isa isa = (bnorm_isa)i;
+        if (!bnorm_isa_supported(isa))
+            continue;
+        cr_assert_eq(bnorm_set_isa(isa), BNORM_OK, "set %s", isa_str(isa));
+        cr_assert_eq(bnorm_active_isa(), isa, "set %s, active %s", isa_str(isa),
+                     isa_str(bnorm_active_isa()));
+        float via_table[PROBE_LEN];
+        probe(NULL, out[i]);
+        probe(bnorm_kernels_for(isa), via_table);
+        cr_assert(memcmp(out[i], via_table, sizeof via_table) == 0,
+                  "after bnorm_set_isa(%s), bnorm_inference_apply did not run its kernels",
+                  isa_str(isa));
+    }
+    /* The probe tells tables apart only if the unfused scalar table and a fused one
+     * give different bits; otherwise the check above proves nothing. */
+    for (int i = 0; i < BNORM_ISA_COUNT; i++) {
+        if (i == BNORM_ISA_SCALAR || !bnorm_isa_supported((bnorm_isa)i))
+            continue;
+        cr_assert(memcmp(out[i], out[BNORM_ISA_SCALAR], sizeof out[i]) != 0,
+                  "premise: %s and scalar give the same probe bits", isa_str((bnorm_isa)i));
+    }
+    /* and back */
+    cr_assert_eq(bnorm_set_isa(BNORM_ISA_SCALAR), BNORM_OK);
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    cr_assert_eq(bnorm_set_isa(best_supported()), BNORM_OK);
+    cr_assert_eq(bnorm_active_isa(), best_supported());
+}
+
+Test(set_isa, unsupported_isa_is_refused)
+{
+    set_env(NULL);
+    for (int start = 0; start < BNORM_ISA_COUNT; start++) {
+        if (!bnorm_isa_supported((bnorm_isa)start))
+            continue;
+        cr_assert_eq(bnorm_set_isa((bnorm_isa)start), BNORM_OK);
+        for (int i = 0; i < BNORM_ISA_COUNT; i++) {
+            if (bnorm_isa_supported((bnorm_isa)i))
+                continue;
+            cr_assert_eq(bnorm_set_isa((bnorm_isa)i), BNORM_ERR_UNSUPPORTED_ISA, "set %s",
+                         isa_str((bnorm_isa)i));
+            cr_assert_eq(bnorm_active_isa(), (bnorm_isa)start,
+                         "refused %s changed the active ISA", isa_str((bnorm_isa)i));
+        }
+    }
+#ifdef FOREIGN_ISA
+    /* There is always one on the hosts we know (neon on x86, avx2 on aarch64). */
+    bnorm_isa before = bnorm_active_isa();
+    cr_assert_eq(bnorm_set_isa(FOREIGN_ISA), BNORM_ERR_UNSUPPORTED_ISA);
+    cr_assert_eq(bnorm_active_isa(), before);
+#endif
+}
+
+Test(set_isa, undefined_isa_is_bad_enum)
+{
+    set_env(NULL);
+    const bnorm_isa undefined[] = {BNORM_ISA_COUNT, (bnorm_isa)7, (bnorm_isa)-1,
+                                   (bnorm_isa)0x7fffffff};
+    cr_assert_eq(bnorm_set_isa(BNORM_ISA_SCALAR), BNORM_OK);
+    for (size_t i = 0; i < sizeof undefined / sizeof undefined[0]; i++) {
+        cr_assert_eq(bnorm_set_isa(undefined[i]), BNORM_ERR_BAD_ENUM, "ISA %d",
+                     (int)undefined[i]);
+        cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    }
+}
+
+/* bnorm_set_isa as the very first call: the lazy first-use choice made afterwards
+ * must not overwrite it. */
+Test(set_isa, as_first_call_sticks)
+{
+    set_env(NULL);
+    cr_assert_eq(bnorm_set_isa(BNORM_ISA_SCALAR), BNORM_OK);
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    float y[PROBE_LEN], want[PROBE_LEN];
+    probe(NULL, y);
+    probe(bnorm_kernels_for(BNORM_ISA_SCALAR), want);
+    cr_assert(memcmp(y, want, sizeof y) == 0);
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_OK);
+}
+
+/* An explicit call overrides the environment. */
+Test(set_isa, overrides_environment)
+{
+    set_env("scalar");
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    bnorm_isa best = best_supported();
+    cr_assert_eq(bnorm_set_isa(best), BNORM_OK);
+    cr_assert_eq(bnorm_active_isa(), best);
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_OK);
+}
+
+/* The environment names an ISA, then bnorm_set_isa runs before any other call. */
+Test(set_isa, first_call_with_environment_set)
+{
+    set_env("bogus");
+    cr_assert_eq(bnorm_set_isa(BNORM_ISA_SCALAR), BNORM_OK);
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_ERR_UNKNOWN_ISA);
+}
+
+/* ============================================================================== */
+/* BNORM_ISA                                                                      */
+/* ============================================================================== */
+
+/* The first library call of each test is the first line after set_env. */
+
+Test(environment, unset)
+{
+    set_env(NULL);
+    bnorm_isa active = bnorm_active_isa();
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_OK);
+    cr_assert_eq(active, best_supported(), "active %s", isa_str(active));
+}
+
+Test(environment, empty)
+{
+    set_env("");
+    bnorm_isa active = bnorm_active_isa();
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_OK);
+    cr_assert_eq(active, best_supported(), "active %s", isa_str(active));
+}
+
+Test(environment, scalar)
+{
+    set_env("scalar");
+    bnorm_isa active = bnorm_active_isa();
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_OK);
+    cr_assert_eq(active, BNORM_ISA_SCALAR, "active %s", isa_str(active));
+    /* and the operations use it */
+    float y[PROBE_LEN], want[PROBE_LEN];
+    probe(NULL, y);
+    probe(bnorm_kernels_for(BNORM_ISA_SCALAR), want);
+    cr_assert(memcmp(y, want, sizeof y) == 0, "BNORM_ISA=scalar but another table ran");
+}
+
+/* Status queried first this time: it must initialize the library too. */
+Test(environment, scalar_status_first)
+{
+    set_env("scalar");
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_OK);
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+}
+
+/* An operation as the first call must honour the environment too. */
+Test(environment, scalar_operation_first)
+{
+    set_env("scalar");
+    float y[PROBE_LEN], want[PROBE_LEN];
+    probe(NULL, y);
+    probe(bnorm_kernels_for(BNORM_ISA_SCALAR), want);
+    cr_assert(memcmp(y, want, sizeof y) == 0, "BNORM_ISA=scalar but another table ran");
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+}
+
+Test(environment, avx2)
+{
+    set_env("avx2");
+    bnorm_isa active = bnorm_active_isa();
+    bnorm_status st = bnorm_env_isa_status();
+    if (bnorm_isa_supported(BNORM_ISA_AVX2)) {
+        cr_assert_eq(st, BNORM_OK, "%s", bnorm_status_name(st));
+        cr_assert_eq(active, BNORM_ISA_AVX2, "active %s", isa_str(active));
+    } else {
+        cr_assert_eq(st, BNORM_ERR_UNSUPPORTED_ISA, "%s", bnorm_status_name(st));
+        cr_assert_eq(active, best_supported(), "active %s", isa_str(active));
+    }
+}
+
+Test(environment, neon)
+{
+    set_env("neon");
+    bnorm_isa active = bnorm_active_isa();
+    bnorm_status st = bnorm_env_isa_status();
+    if (bnorm_isa_supported(BNORM_ISA_NEON)) {
+        cr_assert_eq(st, BNORM_OK, "%s", bnorm_status_name(st));
+        cr_assert_eq(active, BNORM_ISA_NEON, "active %s", isa_str(active));
+    } else {
+        cr_assert_eq(st, BNORM_ERR_UNSUPPORTED_ISA, "%s", bnorm_status_name(st));
+        cr_assert_eq(active, best_supported(), "active %s", isa_str(active));
+    }
+#if defined(HOST_X86)
+    cr_assert_eq(st, BNORM_ERR_UNSUPPORTED_ISA, "neon on x86");
+#endif
+}
+
+Test(environment, unknown_name)
+{
+    set_env("bogus");
+    bnorm_isa active = bnorm_active_isa();
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_ERR_UNKNOWN_ISA);
+    cr_assert_eq(active, best_supported(), "active %s", isa_str(active));
+}
+
+/* Names are case-sensitive, also in the environment. */
+Test(environment, wrong_case)
+{
+    set_env("SCALAR");
+    bnorm_isa active = bnorm_active_isa();
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_ERR_UNKNOWN_ISA);
+    cr_assert_eq(active, best_supported(), "active %s", isa_str(active));
+}
+
+/* Read once: changing the variable later changes nothing. */
+Test(environment, read_once)
+{
+    set_env("scalar");
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    set_env("bogus");
+    cr_assert_eq(bnorm_active_isa(), BNORM_ISA_SCALAR);
+    cr_assert_eq(bnorm_env_isa_status(), BNORM_OK);
+}
+
+/* ============================================================================== */
+/* First use from many threads at once                                            */
+/* ============================================================================== */
+
+enum { THREADS = 8, TLEN = 3 * 21 };
+
+typedef struct worker {
+    int first; /* which call comes first: 0 active_isa, 1 apply, 2 env status */
+    bnorm_isa isa_before, isa_after;
+    bnorm_status apply_status, env_status;
+    float y[TLEN];
+} worker;
+
+static pthread_barrier_t start_line;
+static float t_x[TLEN];
+static const float t_scale[3] = {2.0f, -0.5f, 0.25f};
+static const float t_shift[3] = {1.0f, 0.0f, -3.0f};
+
+static bnorm_status worker_apply(worker *w)
+{
+    const bnorm_shape sh = {.n = 1, .c = 3, .spatial = 21, .layout = BNORM_NHWC};
+    return bnorm_inference_apply(&sh, t_x, NULL, w->y, NULL, t_scale, t_shift, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pthread_barrier_wait(&start_line);
+    switch (w->first) {
+    case 0:
+        w->isa_before = bnorm_active_isa();
+        w->apply_status = worker_apply(w);
+        w->env_status = bnorm_env_isa_status();
+        break;
+    case 1:
+        w->apply_status = worker_apply(w);
+        w->isa_before = bnorm_active_isa();
+        w->env_status = bnorm_env_isa_status();
+        break;
+    default:
+        w->env_status = bnorm_env_isa_status();
+        w->isa_before = bnorm_active_isa();
+        w->apply_status = worker_apply(w);
+        break;
+    }
+    w->isa_after = bnorm_active_isa();
+    return NULL;
+}
+
+/* Starts THREADS threads whose first library calls race; first_of(i) says which
+ * call thread i makes first. No library call happens in this thread before. */
+static void race(int mode, const char *env, bnorm_isa (*want_isa)(void))
+{
+    set_env(env);
+    for (size_t i = 0; i < TLEN; i++)
+        t_x[i] = (float)((int)i - 30) * 0.25f; /* every y below is exact */
+    static worker w[THREADS];
+    pthread_t tid[THREADS];
+    cr_assert_eq(pthread_barrier_init(&start_line, NULL, THREADS), 0);
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker){.first = mode < 3 ? mode : i % 3};
+        memset(w[i].y, 0x5a, sizeof w[i].y);
+        cr_assert_eq(pthread_create(&tid[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        cr_assert_eq(pthread_join(tid[i], NULL), 0);
+    pthread_barrier_destroy(&start_line);
+
+    bnorm_isa want = want_isa();
+    cr_assert_eq(bnorm_active_isa(), want, "active %s, want %s", isa_str(bnorm_active_isa()),
+                 isa_str(want));
+    for (int i = 0; i < THREADS; i++) {
+        cr_assert_eq(w[i].isa_before, want, "thread %d saw %s first", i, isa_str(w[i].isa_before));
+        cr_assert_eq(w[i].isa_after, want, "thread %d saw %s last", i, isa_str(w[i].isa_after));
+        cr_assert_eq(w[i].apply_status, BNORM_OK, "thread %d: %s", i,
+                     bnorm_status_name(w[i].apply_status));
+        cr_assert_eq(w[i].env_status, BNORM_OK, "thread %d: env %s", i,
+                     bnorm_status_name(w[i].env_status));
+        for (size_t e = 0; e < TLEN; e++) {
+            float expect = t_x[e] * t_scale[e % 3] + t_shift[e % 3];
+            cr_assert_eq(w[i].y[e], expect, "thread %d: y[%zu] = %a, want %a", i, e,
+                         (double)w[i].y[e], (double)expect);
+        }
+    }
+}
+
+static bnorm_isa want_scalar(void)
+{
+    return BNORM_ISA_SCALAR;
+}
+
+Test(first_use, threads_ask_for_the_isa_first) { race(0, NULL, best_supported); }
+Test(first_use, threads_apply_first) { race(1, NULL, best_supported); }
+Test(first_use, threads_mixed_first_calls) { race(3, NULL, best_supported); }
+Test(first_use, threads_with_environment) { race(3, "scalar", want_scalar); }
