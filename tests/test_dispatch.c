@@ -228,6 +228,29 @@ Test(isa_support, consistency)
 #endif
 }
 
+/* The runnability rule on feature sets this CPU may not have (internal, pure):
+ * AVX2 needs AVX (with OS YMM state), AVX2 and FMA, all three. */
+Test(isa_support, runnable_rule_for_every_feature_set)
+{
+    const uint32_t x86[] = {BNORM_CPU_AVX, BNORM_CPU_AVX2, BNORM_CPU_FMA};
+    for (unsigned m = 0; m < 8; m++) {
+        uint32_t f = BNORM_CPU_SSE2 | BNORM_CPU_F16C;
+        for (unsigned b = 0; b < 3; b++)
+            if (m & (1u << b))
+                f |= x86[b];
+        cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_AVX2, f), m == 7, "features %#x", (unsigned)f);
+        cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_AVX2, f | BNORM_CPU_AVX512F), m == 7);
+        cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_SCALAR, f), 1);
+        cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_NEON, f), 0, "features %#x", (unsigned)f);
+    }
+    cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_SCALAR, 0), 1);
+    cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_NEON, BNORM_CPU_NEON), 1);
+    cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_NEON, BNORM_CPU_NEON | BNORM_CPU_ASIMDHP), 1);
+    cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_AVX2, BNORM_CPU_NEON | BNORM_CPU_ASIMDHP), 0);
+    cr_assert_eq(bnorm_isa_runnable(BNORM_ISA_COUNT, UINT32_MAX), 0);
+    cr_assert_eq(bnorm_isa_runnable((bnorm_isa)-1, UINT32_MAX), 0);
+}
+
 /* The library's detection agrees with the compiler's (which also checks that the
  * OS saves the vector registers). */
 Test(cpu_features, agree_with_compiler_builtin)
