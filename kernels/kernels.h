@@ -4,7 +4,15 @@
  * Kernels take raw pointers, sizes and strides (in elements), compute and return.
  * They never validate, allocate, print or touch global state; src/ checks every
  * argument once and plans the loops. Any pointer alignment is valid; no kernel reads
- * or writes an element outside the ones its arguments describe.
+ * or writes an element outside the ones its arguments describe. count and len are
+ * never 0.
+ *
+ * Every family comes in two layouts:
+ *   planes (channel-contiguous data, NCHW): item p is one channel's span, its
+ *     per-channel values are a[p], b[p], ...;
+ *   rows (channel-last data, NHWC, and NCHW with spatial == 1): item r is one row of
+ *     channels, element i of every row belongs to channel i: a[i], b[i], ...
+ * Below, "ch" stands for p (planes) or i (rows).
  *
  * Names: bnorm_<dtype>_<op>_<layout>__<isa>.
  */
@@ -23,40 +31,94 @@ enum {
     /* Non-temporal stores: the output will not be read again soon and is larger
      * than the last-level cache. A hint: kernels without such stores ignore it. */
     BNORM_KF_STREAM = 1u << 1,
+    /* Centered form v = (x - m[ch]) * a[ch] + b[ch]; without it m is never read
+     * (it may be NULL) and v = x * a[ch] + b[ch]. Training uses it: a constant
+     * channel (x == mean) then gives exactly b. */
+    BNORM_KF_CENTER = 1u << 2,
 };
 
 /*
- * Affine apply, planes (channel-contiguous data, NCHW):
- *   for p < count, i < len:
- *     y[p*y_stride + i] = act(x[p*x_stride + i] * a[p] + b[p])
- * Affine apply, rows (channel-last data, NHWC; also NCHW with spatial == 1):
- *   for r < count, i < len:
- *     y[r*y_stride + i] = act(x[r*x_stride + i] * a[i] + b[i])
+ * Affine apply: for every item and i < len,
+ *   y[item*y_stride + i] = act(v), v = x * a[ch] + b[ch]  (or the centered form)
  * y may equal x (same strides); otherwise they do not overlap. The product and sum
- * are rounded once (FMA) or twice (separate multiply and add): both are within the
- * documented tolerance.
+ * are rounded once (FMA) or twice (separate multiply and add).
  */
 typedef void (*bnorm_f32_apply_fn)(size_t count, size_t len, const float *x,
                                    size_t x_stride, float *y, size_t y_stride,
-                                   const float *a, const float *b, float lo, float hi,
-                                   unsigned flags);
+                                   const float *a, const float *b, const float *m,
+                                   float lo, float hi, unsigned flags);
+
+/*
+ * Two-input affine apply (backward data is affine in dy and x per channel):
+ *   dx = a[ch] * dy + (b[ch] * (x - m[ch]) + k[ch])
+ * evaluated in exactly that order (each product-plus-sum fused or not).
+ * dx may equal dy (same strides); otherwise dx overlaps neither input.
+ */
+typedef void (*bnorm_f32_apply2_fn)(size_t count, size_t len, const float *x,
+                                    size_t x_stride, const float *dy, size_t dy_stride,
+                                    float *dx, size_t dx_stride, const float *a,
+                                    const float *b, const float *m, const float *k);
+
+/*
+ * Moments about a per-channel shift k, accumulated in double:
+ *   s1[ch] += sum (x - k[ch]),  s2[ch] += sum (x - k[ch])^2
+ * x - k is rounded to float (exact when x is within a factor 2 of k, which is what
+ * the shift is for), its square and the sums are double. planes: each item is summed
+ * from zero, then added to s1[p], s2[p], items in order; the order inside an item is
+ * the ISA's own (lanes), so planes sums may differ between ISAs in the last bits.
+ * rows: rows are added into s1[i], s2[i] one after another, in order; since the
+ * terms are exact in double, rows sums are identical in every ISA.
+ */
+typedef void (*bnorm_f32_moments_fn)(size_t count, size_t len, const float *x,
+                                     size_t x_stride, const float *k, double *s1,
+                                     double *s2);
+
+/*
+ * Per-channel dot products for backward, accumulated in double:
+ *   sdy[ch] += sum dy,  sdyx[ch] += sum dy * (x - m[ch])
+ * with the same summation order rules as moments.
+ */
+typedef void (*bnorm_f32_dot_fn)(size_t count, size_t len, const float *x,
+                                 size_t x_stride, const float *dy, size_t dy_stride,
+                                 const float *m, double *sdy, double *sdyx);
 
 typedef struct bnorm_kernels {
     bnorm_isa isa;
     const char *name;
-    bnorm_f32_apply_fn apply_planes;
-    bnorm_f32_apply_fn apply_rows;
+    bnorm_f32_apply_fn apply_planes, apply_rows;
+    bnorm_f32_apply2_fn apply2_planes, apply2_rows;
+    bnorm_f32_moments_fn moments_planes, moments_rows;
+    bnorm_f32_dot_fn dot_planes, dot_rows;
 } bnorm_kernels;
 
 /* Declares every kernel and the table of one ISA. */
-#define BNORM_DECLARE_KERNELS(isa)                                                  \
-    void bnorm_f32_apply_planes__##isa(size_t, size_t, const float *, size_t, float *, \
-                                       size_t, const float *, const float *, float,  \
-                                       float, unsigned);                            \
-    void bnorm_f32_apply_rows__##isa(size_t, size_t, const float *, size_t, float *,   \
-                                     size_t, const float *, const float *, float,    \
-                                     float, unsigned);                              \
-    extern const bnorm_kernels bnorm_kernels_##isa
+#define BNORM_DECLARE_KERNELS(suffix)                                               \
+    void bnorm_f32_apply_planes__##suffix(size_t, size_t, const float *, size_t,      \
+                                          float *, size_t, const float *,            \
+                                          const float *, const float *, float, float, \
+                                          unsigned);                                 \
+    void bnorm_f32_apply_rows__##suffix(size_t, size_t, const float *, size_t, float *, \
+                                        size_t, const float *, const float *,        \
+                                        const float *, float, float, unsigned);      \
+    void bnorm_f32_apply2_planes__##suffix(size_t, size_t, const float *, size_t,     \
+                                           const float *, size_t, float *, size_t,   \
+                                           const float *, const float *,             \
+                                           const float *, const float *);            \
+    void bnorm_f32_apply2_rows__##suffix(size_t, size_t, const float *, size_t,       \
+                                         const float *, size_t, float *, size_t,     \
+                                         const float *, const float *, const float *, \
+                                         const float *);                             \
+    void bnorm_f32_moments_planes__##suffix(size_t, size_t, const float *, size_t,    \
+                                            const float *, double *, double *);      \
+    void bnorm_f32_moments_rows__##suffix(size_t, size_t, const float *, size_t,      \
+                                          const float *, double *, double *);        \
+    void bnorm_f32_dot_planes__##suffix(size_t, size_t, const float *, size_t,        \
+                                        const float *, size_t, const float *,        \
+                                        double *, double *);                         \
+    void bnorm_f32_dot_rows__##suffix(size_t, size_t, const float *, size_t,          \
+                                      const float *, size_t, const float *, double *, \
+                                      double *);                                     \
+    extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */
 #define BNORM_DEFINE_KERNELS(isa_enum, suffix)                                       \
@@ -65,6 +127,12 @@ typedef struct bnorm_kernels {
         .name = #suffix,                                                            \
         .apply_planes = bnorm_f32_apply_planes__##suffix,                           \
         .apply_rows = bnorm_f32_apply_rows__##suffix,                               \
+        .apply2_planes = bnorm_f32_apply2_planes__##suffix,                         \
+        .apply2_rows = bnorm_f32_apply2_rows__##suffix,                             \
+        .moments_planes = bnorm_f32_moments_planes__##suffix,                       \
+        .moments_rows = bnorm_f32_moments_rows__##suffix,                           \
+        .dot_planes = bnorm_f32_dot_planes__##suffix,                               \
+        .dot_rows = bnorm_f32_dot_rows__##suffix,                                   \
     }
 
 BNORM_DECLARE_KERNELS(scalar);

@@ -1,11 +1,14 @@
 /*
- * Affine apply, AVX2+FMA: y = act(fma(x, a, b)), one rounding.
+ * Affine apply, AVX2+FMA: y = act(fma(x, a, b)), or with BNORM_KF_CENTER
+ * y = act(fma(x - m, a, b)) (x - m rounded to float, then one fused rounding).
  *
  * Each span (one plane or one row) runs 4 vectors (32 floats) per iteration so that
  * loads, FMAs and stores overlap, then single vectors, then one masked vector for the
  * last 1..7 floats (vmaskmov neither faults nor writes outside the mask, so nothing
  * past the span is touched). With BNORM_KF_STREAM the output is written with
  * non-temporal stores: a masked head first brings y to a 32-byte boundary.
+ * Every combination of the three flags is its own specialization, so no flag test
+ * reaches an inner loop.
  */
 #include <immintrin.h>
 #include <stdbool.h>
@@ -42,95 +45,109 @@ ALWAYS_INLINE void store(float *p, __m256 v, bool stream)
         _mm256_storeu_ps(p, v);
 }
 
-/* rows: a and b are loaded per element; planes: va and vb are the broadcasts. */
+/* rows: a, b and m are loaded per element; planes: va, vb and vm are the broadcasts.
+ * m is only read with center. */
 ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
-                        const float *b, __m256 va, __m256 vb, __m256 lo, __m256 hi,
-                        bool rows, bool clamp, bool stream)
+                        const float *b, const float *m, __m256 va, __m256 vb,
+                        __m256 vm, __m256 lo, __m256 hi, bool rows, bool clamp,
+                        bool stream, bool center)
 {
 #define A(i) (rows ? _mm256_loadu_ps(a + (i)) : va)
 #define B(i) (rows ? _mm256_loadu_ps(b + (i)) : vb)
-#define AM(i, m) (rows ? _mm256_maskload_ps(a + (i), m) : va)
-#define BM(i, m) (rows ? _mm256_maskload_ps(b + (i), m) : vb)
+#define M(i) (rows ? _mm256_loadu_ps(m + (i)) : vm)
+#define AM(i, k) (rows ? _mm256_maskload_ps(a + (i), k) : va)
+#define BM(i, k) (rows ? _mm256_maskload_ps(b + (i), k) : vb)
+#define MM(i, k) (rows ? _mm256_maskload_ps(m + (i), k) : vm)
+/* v for the 8 floats at i; VM loads only the lanes in k, the only ones stored. */
+#define V(i)                                                                        \
+    _mm256_fmadd_ps(center ? _mm256_sub_ps(_mm256_loadu_ps(x + (i)), M(i))          \
+                           : _mm256_loadu_ps(x + (i)),                              \
+                    A(i), B(i))
+#define VM(i, k)                                                                    \
+    _mm256_fmadd_ps(center ? _mm256_sub_ps(_mm256_maskload_ps(x + (i), k),          \
+                                           MM(i, k))                                \
+                           : _mm256_maskload_ps(x + (i), k),                        \
+                    AM(i, k), BM(i, k))
     size_t i = 0;
     if (stream) {
         size_t head = ((32 - ((uintptr_t)y & 31)) & 31) / sizeof(float);
         if (head > len)
             head = len;
         if (head) {
-            __m256i m = tail_mask(head);
-            __m256 v = _mm256_fmadd_ps(_mm256_maskload_ps(x, m), AM(0, m), BM(0, m));
-            _mm256_maskstore_ps(y, m, act(v, lo, hi, clamp));
+            __m256i k = tail_mask(head);
+            _mm256_maskstore_ps(y, k, act(VM(0, k), lo, hi, clamp));
             i = head;
         }
     }
     for (; i + 32 <= len; i += 32) {
-        __m256 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), A(i), B(i));
-        __m256 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), A(i + 8), B(i + 8));
-        __m256 v2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), A(i + 16), B(i + 16));
-        __m256 v3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), A(i + 24), B(i + 24));
+        __m256 v0 = V(i), v1 = V(i + 8), v2 = V(i + 16), v3 = V(i + 24);
         store(y + i, act(v0, lo, hi, clamp), stream);
         store(y + i + 8, act(v1, lo, hi, clamp), stream);
         store(y + i + 16, act(v2, lo, hi, clamp), stream);
         store(y + i + 24, act(v3, lo, hi, clamp), stream);
     }
-    for (; i + 8 <= len; i += 8) {
-        __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), A(i), B(i));
-        store(y + i, act(v, lo, hi, clamp), stream);
-    }
+    for (; i + 8 <= len; i += 8)
+        store(y + i, act(V(i), lo, hi, clamp), stream);
     if (i < len) {
-        __m256i m = tail_mask(len - i);
-        __m256 v = _mm256_fmadd_ps(_mm256_maskload_ps(x + i, m), AM(i, m), BM(i, m));
-        _mm256_maskstore_ps(y + i, m, act(v, lo, hi, clamp));
+        __m256i k = tail_mask(len - i);
+        _mm256_maskstore_ps(y + i, k, act(VM(i, k), lo, hi, clamp));
     }
 #undef A
 #undef B
+#undef M
 #undef AM
 #undef BM
+#undef MM
+#undef V
+#undef VM
 }
 
 ALWAYS_INLINE void apply(size_t count, size_t len, const float *x, size_t x_stride,
                          float *y, size_t y_stride, const float *a, const float *b,
-                         float lo, float hi, bool rows, bool clamp, bool stream)
+                         const float *m, float lo, float hi, bool rows, bool clamp,
+                         bool stream, bool center)
 {
     __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     for (size_t p = 0; p < count; p++) {
         const float *ap = rows ? a : a + p, *bp = rows ? b : b + p;
+        const float *mp = center ? (rows ? m : m + p) : NULL;
         __m256 va = rows ? _mm256_setzero_ps() : _mm256_broadcast_ss(ap);
         __m256 vb = rows ? _mm256_setzero_ps() : _mm256_broadcast_ss(bp);
-        span(len, x + p * x_stride, y + p * y_stride, ap, bp, va, vb, vlo, vhi, rows,
-             clamp, stream);
+        __m256 vm = rows || !center ? _mm256_setzero_ps() : _mm256_broadcast_ss(mp);
+        span(len, x + p * x_stride, y + p * y_stride, ap, bp, mp, va, vb, vm, vlo, vhi,
+             rows, clamp, stream, center);
     }
     if (stream)
         _mm_sfence(); /* order the non-temporal stores before anything that follows */
 }
 
-/* One specialization per (clamp, stream): the flags never reach the inner loops. */
+/* One specialization per combination of the three flags (the switch below counts on
+ * them being bits 0..2). */
+#define KF_ALL (BNORM_KF_CLAMP | BNORM_KF_STREAM | BNORM_KF_CENTER)
+_Static_assert(KF_ALL == 7, "apply flags must be bits 0..2");
+
+#define CASE(rows, f)                                                               \
+    case f:                                                                         \
+        apply(count, len, x, xs, y, ys, a, b, m, lo, hi, rows,                     \
+              ((f) & BNORM_KF_CLAMP) != 0, ((f) & BNORM_KF_STREAM) != 0,            \
+              ((f) & BNORM_KF_CENTER) != 0);                                        \
+        break;
 #define DISPATCH(rows)                                                              \
-    switch (flags & (BNORM_KF_CLAMP | BNORM_KF_STREAM)) {                          \
-    case 0:                                                                         \
-        apply(count, len, x, xs, y, ys, a, b, lo, hi, rows, false, false);          \
-        break;                                                                      \
-    case BNORM_KF_CLAMP:                                                            \
-        apply(count, len, x, xs, y, ys, a, b, lo, hi, rows, true, false);           \
-        break;                                                                      \
-    case BNORM_KF_STREAM:                                                           \
-        apply(count, len, x, xs, y, ys, a, b, lo, hi, rows, false, true);           \
-        break;                                                                      \
-    default:                                                                        \
-        apply(count, len, x, xs, y, ys, a, b, lo, hi, rows, true, true);            \
-        break;                                                                      \
+    switch (flags & KF_ALL) {                                                       \
+        CASE(rows, 0) CASE(rows, 1) CASE(rows, 2) CASE(rows, 3)                     \
+        CASE(rows, 4) CASE(rows, 5) CASE(rows, 6) CASE(rows, 7)                     \
     }
 
 void bnorm_f32_apply_planes__avx2(size_t count, size_t len, const float *x, size_t xs,
                                   float *y, size_t ys, const float *a, const float *b,
-                                  float lo, float hi, unsigned flags)
+                                  const float *m, float lo, float hi, unsigned flags)
 {
     DISPATCH(false)
 }
 
 void bnorm_f32_apply_rows__avx2(size_t count, size_t len, const float *x, size_t xs,
                                 float *y, size_t ys, const float *a, const float *b,
-                                float lo, float hi, unsigned flags)
+                                const float *m, float lo, float hi, unsigned flags)
 {
     DISPATCH(true)
 }

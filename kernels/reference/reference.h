@@ -30,4 +30,21 @@ void bnorm_ref_inference(const bnorm_shape *shape, const float *x, size_t x_inne
                          const float *mean, const float *var, float eps,
                          const bnorm_activation *act, double *out);
 
+/* Batch statistics per channel, two-pass: mean[c] and biased var[c]. */
+void bnorm_ref_batch_stats(const bnorm_shape *shape, const float *x, size_t x_inner,
+                           size_t x_batch, double *mean, double *var);
+
+/* out = gamma * (x - mean) / sqrt(var + eps) + beta with the batch statistics of x
+ * (which are written to mean and var). */
+void bnorm_ref_training_forward(const bnorm_shape *shape, const float *x, size_t x_inner,
+                                size_t x_batch, const float *gamma, const float *beta,
+                                float eps, double *out, double *mean, double *var);
+
+/* Backward from the saved statistics: dx (logical NCHW order), dgamma, dbeta. */
+void bnorm_ref_training_backward(const bnorm_shape *shape, const float *x, size_t x_inner,
+                                 size_t x_batch, const float *dy, size_t dy_inner,
+                                 size_t dy_batch, const float *gamma, const float *mean,
+                                 const float *invstd, double *dx, double *dgamma,
+                                 double *dbeta);
+
 #endif

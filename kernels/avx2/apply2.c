@@ -1,0 +1,96 @@
+/*
+ * Two-input affine apply, AVX2+FMA: dx = a*dy + b*(x - m) + k, evaluated in one fixed
+ * order (the scalar kernel follows the same order, unfused):
+ *   t = x - m  (float),  u = fma(b, t, k),  dx = fma(a, dy, u).
+ *
+ * Each span (one plane or one row) runs 4 vectors (32 floats) per iteration, then
+ * single vectors, then one masked vector for the last 1..7 floats (vmaskmov neither
+ * faults nor writes outside the mask, so nothing past the span is touched). Every
+ * element of dy is loaded before the store of the same element of dx, so dx == dy
+ * is safe.
+ */
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* mask(n) = first n lanes set: an unaligned load from mask_src + 8 - n. */
+static const int32_t mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                     0,  0,  0,  0,  0,  0,  0,  0};
+
+ALWAYS_INLINE __m256i tail_mask(size_t n)
+{
+    return _mm256_loadu_si256((const __m256i *)(mask_src + 8 - n));
+}
+
+ALWAYS_INLINE __m256 formula(__m256 x, __m256 dy, __m256 a, __m256 b, __m256 m,
+                             __m256 k)
+{
+    return _mm256_fmadd_ps(a, dy, _mm256_fmadd_ps(b, _mm256_sub_ps(x, m), k));
+}
+
+/* rows: a, b, m and k are loaded per element; planes: va..vk are the broadcasts. */
+ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
+                        const float *a, const float *b, const float *m, const float *k,
+                        __m256 va, __m256 vb, __m256 vm, __m256 vk, bool rows)
+{
+#define L(p, i) _mm256_loadu_ps((p) + (i))
+#define V(i)                                                                        \
+    formula(L(x, i), L(dy, i), rows ? L(a, i) : va, rows ? L(b, i) : vb,            \
+            rows ? L(m, i) : vm, rows ? L(k, i) : vk)
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+        __m256 v0 = V(i), v1 = V(i + 8), v2 = V(i + 16), v3 = V(i + 24);
+        _mm256_storeu_ps(dx + i, v0);
+        _mm256_storeu_ps(dx + i + 8, v1);
+        _mm256_storeu_ps(dx + i + 16, v2);
+        _mm256_storeu_ps(dx + i + 24, v3);
+    }
+    for (; i + 8 <= len; i += 8)
+        _mm256_storeu_ps(dx + i, V(i));
+#undef V
+#undef L
+    if (i < len) {
+        __m256i q = tail_mask(len - i);
+#define L(p) _mm256_maskload_ps((p) + i, q)
+        __m256 v = formula(L(x), L(dy), rows ? L(a) : va, rows ? L(b) : vb,
+                           rows ? L(m) : vm, rows ? L(k) : vk);
+        _mm256_maskstore_ps(dx + i, q, v);
+#undef L
+    }
+}
+
+ALWAYS_INLINE void apply2(size_t count, size_t len, const float *x, size_t x_stride,
+                          const float *dy, size_t dy_stride, float *dx,
+                          size_t dx_stride, const float *a, const float *b,
+                          const float *m, const float *k, bool rows)
+{
+    for (size_t p = 0; p < count; p++) {
+        size_t c = rows ? 0 : p;
+        __m256 va = rows ? _mm256_setzero_ps() : _mm256_broadcast_ss(a + c);
+        __m256 vb = rows ? _mm256_setzero_ps() : _mm256_broadcast_ss(b + c);
+        __m256 vm = rows ? _mm256_setzero_ps() : _mm256_broadcast_ss(m + c);
+        __m256 vk = rows ? _mm256_setzero_ps() : _mm256_broadcast_ss(k + c);
+        span(len, x + p * x_stride, dy + p * dy_stride, dx + p * dx_stride, a + c,
+             b + c, m + c, k + c, va, vb, vm, vk, rows);
+    }
+}
+
+void bnorm_f32_apply2_planes__avx2(size_t count, size_t len, const float *x,
+                                   size_t x_stride, const float *dy, size_t dy_stride,
+                                   float *dx, size_t dx_stride, const float *a,
+                                   const float *b, const float *m, const float *k)
+{
+    apply2(count, len, x, x_stride, dy, dy_stride, dx, dx_stride, a, b, m, k, false);
+}
+
+void bnorm_f32_apply2_rows__avx2(size_t count, size_t len, const float *x,
+                                 size_t x_stride, const float *dy, size_t dy_stride,
+                                 float *dx, size_t dx_stride, const float *a,
+                                 const float *b, const float *m, const float *k)
+{
+    apply2(count, len, x, x_stride, dy, dy_stride, dx, dx_stride, a, b, m, k, true);
+}

@@ -1,0 +1,159 @@
+/*
+ * Backward dot products, AVX2+FMA: sdy += sum dy, sdyx += sum dy * (x - m), with
+ * x - m rounded to float, then dy and x - m widened to double (their product is exact
+ * in double, so the FMA only rounds the sum). Data is read 4 floats (one xmm) at a
+ * time and widened with one vcvtps2pd each, which avoids a lane-crossing extract.
+ *
+ * planes: 16 floats of each input per iteration into 4 independent (sdy, sdyx)
+ *   accumulator pairs, then 4 floats at a time into the first pair, then 1..3 floats
+ *   through masked loads (vmaskmov does not fault outside the mask; dy loads 0 there
+ *   and x - m is zeroed, so those lanes add exactly 0 even when m is Inf or NaN). The
+ *   pairs are reduced in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lanes
+ *   (l0 + l2) + (l1 + l3), and the plane's sums are added to sdy[p], sdyx[p].
+ * rows: columns in blocks of 16 (8 ymm accumulators loaded from sdy, sdyx, updated
+ *   row by row, in row order, for a tile of up to 8 rows, and stored back), then
+ *   blocks of 4, then one masked block of 1..3 columns (masked loads and stores of
+ *   x, dy, m, sdy and sdyx). Every sdy[i], sdyx[i] receives the rows in order,
+ *   exactly as the contract's sequential definition.
+ */
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+enum { ROW_TILE = 8 };
+
+/* First n lanes set (n <= 4): unaligned loads from mask32 + 4 - n, mask64 + 4 - n. */
+static const int32_t mask32[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+static const int64_t mask64[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+
+ALWAYS_INLINE __m128i mask_ps(size_t n)
+{
+    return _mm_loadu_si128((const __m128i *)(mask32 + 4 - n));
+}
+
+ALWAYS_INLINE __m256i mask_pd(size_t n)
+{
+    return _mm256_loadu_si256((const __m256i *)(mask64 + 4 - n));
+}
+
+/* sdy += dy, sdyx += dy * t, both widened to double. */
+#define ACC(sdy, sdyx, dy4, t4)                                                     \
+    do {                                                                            \
+        __m256d dy_ = _mm256_cvtps_pd(dy4);                                         \
+        sdy = _mm256_add_pd(sdy, dy_);                                              \
+        sdyx = _mm256_fmadd_pd(dy_, _mm256_cvtps_pd(t4), sdyx);                     \
+    } while (0)
+
+ALWAYS_INLINE double hsum(__m256d a0, __m256d a1, __m256d a2, __m256d a3)
+{
+    __m256d s = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
+                                size_t x_stride, const float *dy, size_t dy_stride,
+                                const float *m, double *sdy, double *sdyx)
+{
+    for (size_t p = 0; p < count; p++) {
+        const float *xp = x + p * x_stride, *dp = dy + p * dy_stride;
+        __m128 vm = _mm_set1_ps(m[p]);
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+#define T(i) _mm_sub_ps(_mm_loadu_ps(xp + (i)), vm)
+#define D(i) _mm_loadu_ps(dp + (i))
+        size_t i = 0;
+        for (; i + 16 <= len; i += 16) {
+            ACC(a0, b0, D(i), T(i));
+            ACC(a1, b1, D(i + 4), T(i + 4));
+            ACC(a2, b2, D(i + 8), T(i + 8));
+            ACC(a3, b3, D(i + 12), T(i + 12));
+        }
+        for (; i + 4 <= len; i += 4)
+            ACC(a0, b0, D(i), T(i));
+#undef T
+#undef D
+        if (i < len) {
+            __m128i q = mask_ps(len - i);
+            __m128 t = _mm_sub_ps(_mm_maskload_ps(xp + i, q), vm);
+            ACC(a0, b0, _mm_maskload_ps(dp + i, q), _mm_and_ps(t, _mm_castsi128_ps(q)));
+        }
+        sdy[p] += hsum(a0, a1, a2, a3);
+        sdyx[p] += hsum(b0, b1, b2, b3);
+    }
+}
+
+/* Columns [0, 16) of nr rows. */
+ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *dy,
+                          size_t ds, const float *m, double *sdy, double *sdyx)
+{
+    __m128 m0 = _mm_loadu_ps(m), m1 = _mm_loadu_ps(m + 4);
+    __m128 m2 = _mm_loadu_ps(m + 8), m3 = _mm_loadu_ps(m + 12);
+    __m256d a0 = _mm256_loadu_pd(sdy), a1 = _mm256_loadu_pd(sdy + 4);
+    __m256d a2 = _mm256_loadu_pd(sdy + 8), a3 = _mm256_loadu_pd(sdy + 12);
+    __m256d b0 = _mm256_loadu_pd(sdyx), b1 = _mm256_loadu_pd(sdyx + 4);
+    __m256d b2 = _mm256_loadu_pd(sdyx + 8), b3 = _mm256_loadu_pd(sdyx + 12);
+    for (size_t r = 0; r < nr; r++) {
+        const float *xr = x + r * xs, *dr = dy + r * ds;
+        ACC(a0, b0, _mm_loadu_ps(dr), _mm_sub_ps(_mm_loadu_ps(xr), m0));
+        ACC(a1, b1, _mm_loadu_ps(dr + 4), _mm_sub_ps(_mm_loadu_ps(xr + 4), m1));
+        ACC(a2, b2, _mm_loadu_ps(dr + 8), _mm_sub_ps(_mm_loadu_ps(xr + 8), m2));
+        ACC(a3, b3, _mm_loadu_ps(dr + 12), _mm_sub_ps(_mm_loadu_ps(xr + 12), m3));
+    }
+    _mm256_storeu_pd(sdy, a0);
+    _mm256_storeu_pd(sdy + 4, a1);
+    _mm256_storeu_pd(sdy + 8, a2);
+    _mm256_storeu_pd(sdy + 12, a3);
+    _mm256_storeu_pd(sdyx, b0);
+    _mm256_storeu_pd(sdyx + 4, b1);
+    _mm256_storeu_pd(sdyx + 8, b2);
+    _mm256_storeu_pd(sdyx + 12, b3);
+}
+
+/* Columns [0, n) of nr rows, n <= 4; masked when n < 4 (the masked lanes are never
+ * stored, so what they accumulate does not matter). */
+ALWAYS_INLINE void cols4(size_t nr, const float *x, size_t xs, const float *dy,
+                         size_t ds, const float *m, double *sdy, double *sdyx, size_t n,
+                         bool masked)
+{
+    __m128i q = masked ? mask_ps(n) : _mm_setzero_si128();
+    __m256i qd = masked ? mask_pd(n) : _mm256_setzero_si256();
+#define LD(p) (masked ? _mm_maskload_ps(p, q) : _mm_loadu_ps(p))
+#define LDD(p) (masked ? _mm256_maskload_pd(p, qd) : _mm256_loadu_pd(p))
+    __m128 vm = LD(m);
+    __m256d a = LDD(sdy), b = LDD(sdyx);
+    for (size_t r = 0; r < nr; r++)
+        ACC(a, b, LD(dy + r * ds), _mm_sub_ps(LD(x + r * xs), vm));
+#undef LD
+#undef LDD
+    if (masked) {
+        _mm256_maskstore_pd(sdy, qd, a);
+        _mm256_maskstore_pd(sdyx, qd, b);
+    } else {
+        _mm256_storeu_pd(sdy, a);
+        _mm256_storeu_pd(sdyx, b);
+    }
+}
+
+void bnorm_f32_dot_rows__avx2(size_t count, size_t len, const float *x,
+                              size_t x_stride, const float *dy, size_t dy_stride,
+                              const float *m, double *sdy, double *sdyx)
+{
+    for (size_t r = 0; r < count; r += ROW_TILE) {
+        const float *xt = x + r * x_stride, *dt = dy + r * dy_stride;
+        size_t nr = count - r < ROW_TILE ? count - r : ROW_TILE;
+        size_t i = 0;
+        for (; i + 16 <= len; i += 16)
+            cols16(nr, xt + i, x_stride, dt + i, dy_stride, m + i, sdy + i, sdyx + i);
+        for (; i + 4 <= len; i += 4)
+            cols4(nr, xt + i, x_stride, dt + i, dy_stride, m + i, sdy + i, sdyx + i, 4,
+                  false);
+        if (i < len)
+            cols4(nr, xt + i, x_stride, dt + i, dy_stride, m + i, sdy + i, sdyx + i,
+                  len - i, true);
+    }
+}

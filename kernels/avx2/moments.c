@@ -1,0 +1,151 @@
+/*
+ * Moments about a shift, AVX2+FMA: s1 += sum d, s2 += sum d^2 with d = x - k rounded
+ * to float, then widened to double (d*d is exact in double, so the FMA only rounds
+ * the sum). Data is read 4 floats (one xmm) at a time: x - k in float, then one
+ * vcvtps2pd into a ymm of doubles, which avoids a lane-crossing extract per vector.
+ *
+ * planes: 16 floats per iteration into 4 independent (s1, s2) accumulator pairs,
+ *   then 4 floats at a time into the first pair, then 1..3 floats through a masked
+ *   load (vmaskmov does not fault outside the mask; those lanes are zeroed after
+ *   the subtraction). The pairs are reduced in a fixed order,
+ *   ((acc0 + acc1) + (acc2 + acc3)), then lanes (l0 + l2) + (l1 + l3), and the plane's
+ *   sum is added to s1[p], s2[p].
+ * rows: columns in blocks of 16 (8 ymm accumulators: s1 and s2 of the block, loaded
+ *   from memory, then updated row by row, in row order, for a tile of up to 8 rows,
+ *   and stored back), then blocks of 4, then one masked block of 1..3 columns (masked
+ *   loads and stores of x, k, s1 and s2). Every s1[i], s2[i] receives the rows in
+ *   order, exactly as the contract's sequential definition.
+ */
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+enum { ROW_TILE = 8 };
+
+/* First n lanes set (n <= 4): unaligned loads from mask32 + 4 - n, mask64 + 4 - n. */
+static const int32_t mask32[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+static const int64_t mask64[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+
+ALWAYS_INLINE __m128i mask_ps(size_t n)
+{
+    return _mm_loadu_si128((const __m128i *)(mask32 + 4 - n));
+}
+
+ALWAYS_INLINE __m256i mask_pd(size_t n)
+{
+    return _mm256_loadu_si256((const __m256i *)(mask64 + 4 - n));
+}
+
+/* d = x - k widened to double; s1 += d, s2 += d*d. */
+#define ACC(s1, s2, d4)                                                             \
+    do {                                                                            \
+        __m256d d_ = _mm256_cvtps_pd(d4);                                           \
+        s1 = _mm256_add_pd(s1, d_);                                                 \
+        s2 = _mm256_fmadd_pd(d_, d_, s2);                                           \
+    } while (0)
+
+ALWAYS_INLINE double hsum(__m256d a0, __m256d a1, __m256d a2, __m256d a3)
+{
+    __m256d s = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+void bnorm_f32_moments_planes__avx2(size_t count, size_t len, const float *x,
+                                    size_t x_stride, const float *k, double *s1,
+                                    double *s2)
+{
+    for (size_t p = 0; p < count; p++) {
+        const float *xp = x + p * x_stride;
+        __m128 vk = _mm_set1_ps(k[p]);
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        size_t i = 0;
+        for (; i + 16 <= len; i += 16) {
+            ACC(a0, b0, _mm_sub_ps(_mm_loadu_ps(xp + i), vk));
+            ACC(a1, b1, _mm_sub_ps(_mm_loadu_ps(xp + i + 4), vk));
+            ACC(a2, b2, _mm_sub_ps(_mm_loadu_ps(xp + i + 8), vk));
+            ACC(a3, b3, _mm_sub_ps(_mm_loadu_ps(xp + i + 12), vk));
+        }
+        for (; i + 4 <= len; i += 4)
+            ACC(a0, b0, _mm_sub_ps(_mm_loadu_ps(xp + i), vk));
+        if (i < len) {
+            __m128i q = mask_ps(len - i);
+            __m128 d = _mm_sub_ps(_mm_maskload_ps(xp + i, q), vk);
+            ACC(a0, b0, _mm_and_ps(d, _mm_castsi128_ps(q)));
+        }
+        s1[p] += hsum(a0, a1, a2, a3);
+        s2[p] += hsum(b0, b1, b2, b3);
+    }
+}
+
+/* Columns [0, 16) of nr rows. */
+ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *k,
+                          double *s1, double *s2)
+{
+    __m128 k0 = _mm_loadu_ps(k), k1 = _mm_loadu_ps(k + 4);
+    __m128 k2 = _mm_loadu_ps(k + 8), k3 = _mm_loadu_ps(k + 12);
+    __m256d a0 = _mm256_loadu_pd(s1), a1 = _mm256_loadu_pd(s1 + 4);
+    __m256d a2 = _mm256_loadu_pd(s1 + 8), a3 = _mm256_loadu_pd(s1 + 12);
+    __m256d b0 = _mm256_loadu_pd(s2), b1 = _mm256_loadu_pd(s2 + 4);
+    __m256d b2 = _mm256_loadu_pd(s2 + 8), b3 = _mm256_loadu_pd(s2 + 12);
+    for (size_t r = 0; r < nr; r++) {
+        const float *xr = x + r * xs;
+        ACC(a0, b0, _mm_sub_ps(_mm_loadu_ps(xr), k0));
+        ACC(a1, b1, _mm_sub_ps(_mm_loadu_ps(xr + 4), k1));
+        ACC(a2, b2, _mm_sub_ps(_mm_loadu_ps(xr + 8), k2));
+        ACC(a3, b3, _mm_sub_ps(_mm_loadu_ps(xr + 12), k3));
+    }
+    _mm256_storeu_pd(s1, a0);
+    _mm256_storeu_pd(s1 + 4, a1);
+    _mm256_storeu_pd(s1 + 8, a2);
+    _mm256_storeu_pd(s1 + 12, a3);
+    _mm256_storeu_pd(s2, b0);
+    _mm256_storeu_pd(s2 + 4, b1);
+    _mm256_storeu_pd(s2 + 8, b2);
+    _mm256_storeu_pd(s2 + 12, b3);
+}
+
+/* Columns [0, n) of nr rows, n <= 4; masked when n < 4. */
+ALWAYS_INLINE void cols4(size_t nr, const float *x, size_t xs, const float *k,
+                         double *s1, double *s2, size_t n, bool masked)
+{
+    __m128i q = masked ? mask_ps(n) : _mm_setzero_si128();
+    __m256i qd = masked ? mask_pd(n) : _mm256_setzero_si256();
+#define LD(p) (masked ? _mm_maskload_ps(p, q) : _mm_loadu_ps(p))
+#define LDD(p) (masked ? _mm256_maskload_pd(p, qd) : _mm256_loadu_pd(p))
+    __m128 vk = LD(k);
+    __m256d a = LDD(s1), b = LDD(s2);
+    for (size_t r = 0; r < nr; r++)
+        ACC(a, b, _mm_sub_ps(LD(x + r * xs), vk));
+#undef LD
+#undef LDD
+    if (masked) {
+        _mm256_maskstore_pd(s1, qd, a);
+        _mm256_maskstore_pd(s2, qd, b);
+    } else {
+        _mm256_storeu_pd(s1, a);
+        _mm256_storeu_pd(s2, b);
+    }
+}
+
+void bnorm_f32_moments_rows__avx2(size_t count, size_t len, const float *x,
+                                  size_t x_stride, const float *k, double *s1,
+                                  double *s2)
+{
+    for (size_t r = 0; r < count; r += ROW_TILE) {
+        const float *xt = x + r * x_stride;
+        size_t nr = count - r < ROW_TILE ? count - r : ROW_TILE;
+        size_t i = 0;
+        for (; i + 16 <= len; i += 16)
+            cols16(nr, xt + i, x_stride, k + i, s1 + i, s2 + i);
+        for (; i + 4 <= len; i += 4)
+            cols4(nr, xt + i, x_stride, k + i, s1 + i, s2 + i, 4, false);
+        if (i < len)
+            cols4(nr, xt + i, x_stride, k + i, s1 + i, s2 + i, len - i, true);
+    }
+}

@@ -1,0 +1,129 @@
+/*
+ * Moments about a shift, NEON: s1 += sum d, s2 += sum d^2 with d = x - k rounded to
+ * float, then widened to double (vcvt_f64_f32 of each half; d*d is exact in double,
+ * so vfmaq_f64 only rounds the sum).
+ *
+ * planes: 8 floats per iteration into 4 independent (s1, s2) pairs of float64x2
+ *   accumulators, then one vector of 4 floats into the first two pairs; the pairs are
+ *   reduced in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lane 0 + lane 1;
+ *   the last 1..3 floats are then added one at a time in double (NEON has no masked
+ *   loads: the scalar tail keeps every read inside the span), and the plane's sums
+ *   are added to s1[p], s2[p].
+ * rows: columns in blocks of 8 (8 accumulators: s1 and s2 of the block, loaded from
+ *   memory, updated row by row, in row order, for a tile of up to 8 rows, and stored
+ *   back), then one block of 4, then the last 1..3 columns in scalar double. Every
+ *   s1[i], s2[i] receives the rows in order, exactly as the contract's sequential
+ *   definition.
+ */
+#include <stddef.h>
+
+#include "kernels.h"
+#include "neon_compat.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+enum { ROW_TILE = 8 };
+
+/* s1 += d, s2 += d*d for the low and high halves of d (float32x4_t) into two pairs. */
+#define ACC2(s1lo, s2lo, s1hi, s2hi, d4)                                            \
+    do {                                                                            \
+        float32x4_t d_ = (d4);                                                      \
+        float64x2_t lo_ = vcvt_f64_f32(vget_low_f32(d_));                           \
+        float64x2_t hi_ = vcvt_f64_f32(vget_high_f32(d_));                          \
+        s1lo = vaddq_f64(s1lo, lo_);                                                \
+        s2lo = vfmaq_f64(s2lo, lo_, lo_);                                           \
+        s1hi = vaddq_f64(s1hi, hi_);                                                \
+        s2hi = vfmaq_f64(s2hi, hi_, hi_);                                           \
+    } while (0)
+
+ALWAYS_INLINE double hsum(float64x2_t a0, float64x2_t a1, float64x2_t a2,
+                          float64x2_t a3)
+{
+    float64x2_t s = vaddq_f64(vaddq_f64(a0, a1), vaddq_f64(a2, a3));
+    return vgetq_lane_f64(s, 0) + vgetq_lane_f64(s, 1);
+}
+
+void bnorm_f32_moments_planes__neon(size_t count, size_t len, const float *x,
+                                    size_t x_stride, const float *k, double *s1,
+                                    double *s2)
+{
+    for (size_t p = 0; p < count; p++) {
+        const float *xp = x + p * x_stride;
+        float32x4_t vk = vdupq_n_f32(k[p]);
+        float64x2_t a0 = vdupq_n_f64(0.0), a1 = a0, a2 = a0, a3 = a0;
+        float64x2_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            ACC2(a0, b0, a1, b1, vsubq_f32(vld1q_f32(xp + i), vk));
+            ACC2(a2, b2, a3, b3, vsubq_f32(vld1q_f32(xp + i + 4), vk));
+        }
+        if (i + 4 <= len) {
+            ACC2(a0, b0, a1, b1, vsubq_f32(vld1q_f32(xp + i), vk));
+            i += 4;
+        }
+        double t1 = hsum(a0, a1, a2, a3), t2 = hsum(b0, b1, b2, b3);
+        for (; i < len; i++) {
+            double d = (double)(xp[i] - k[p]);
+            t1 += d;
+            t2 += d * d;
+        }
+        s1[p] += t1;
+        s2[p] += t2;
+    }
+}
+
+/* Columns [0, 4 * nv) of nr rows, nv = 1 or 2. */
+ALWAYS_INLINE void cols(size_t nr, const float *x, size_t xs, const float *k,
+                        double *s1, double *s2, int nv)
+{
+    float32x4_t k0 = vld1q_f32(k), k1 = nv == 2 ? vld1q_f32(k + 4) : k0;
+    float64x2_t a0 = vld1q_f64(s1), a1 = vld1q_f64(s1 + 2);
+    float64x2_t b0 = vld1q_f64(s2), b1 = vld1q_f64(s2 + 2);
+    float64x2_t a2 = nv == 2 ? vld1q_f64(s1 + 4) : a0;
+    float64x2_t a3 = nv == 2 ? vld1q_f64(s1 + 6) : a0;
+    float64x2_t b2 = nv == 2 ? vld1q_f64(s2 + 4) : b0;
+    float64x2_t b3 = nv == 2 ? vld1q_f64(s2 + 6) : b0;
+    for (size_t r = 0; r < nr; r++) {
+        const float *xr = x + r * xs;
+        ACC2(a0, b0, a1, b1, vsubq_f32(vld1q_f32(xr), k0));
+        if (nv == 2)
+            ACC2(a2, b2, a3, b3, vsubq_f32(vld1q_f32(xr + 4), k1));
+    }
+    vst1q_f64(s1, a0);
+    vst1q_f64(s1 + 2, a1);
+    vst1q_f64(s2, b0);
+    vst1q_f64(s2 + 2, b1);
+    if (nv == 2) {
+        vst1q_f64(s1 + 4, a2);
+        vst1q_f64(s1 + 6, a3);
+        vst1q_f64(s2 + 4, b2);
+        vst1q_f64(s2 + 6, b3);
+    }
+}
+
+void bnorm_f32_moments_rows__neon(size_t count, size_t len, const float *x,
+                                  size_t x_stride, const float *k, double *s1,
+                                  double *s2)
+{
+    for (size_t r = 0; r < count; r += ROW_TILE) {
+        const float *xt = x + r * x_stride;
+        size_t nr = count - r < ROW_TILE ? count - r : ROW_TILE;
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8)
+            cols(nr, xt + i, x_stride, k + i, s1 + i, s2 + i, 2);
+        if (i + 4 <= len) {
+            cols(nr, xt + i, x_stride, k + i, s1 + i, s2 + i, 1);
+            i += 4;
+        }
+        for (; i < len; i++) {
+            double t1 = s1[i], t2 = s2[i];
+            for (size_t j = 0; j < nr; j++) {
+                double d = (double)(xt[j * x_stride + i] - k[i]);
+                t1 += d;
+                t2 += d * d;
+            }
+            s1[i] = t1;
+            s2[i] = t2;
+        }
+    }
+}

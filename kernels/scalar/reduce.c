@@ -1,0 +1,65 @@
+/*
+ * Per-channel reductions, portable C, accumulated in double: moments about a shift
+ * (training statistics) and the dot products of backward. Planes: one accumulator
+ * pair per plane, summed from zero, then added. Rows: straight into the per-channel
+ * sums, row after row.
+ */
+#include "kernels.h"
+
+void bnorm_f32_moments_planes__scalar(size_t count, size_t len, const float *x,
+                                      size_t xs, const float *k, double *s1, double *s2)
+{
+    for (size_t p = 0; p < count; p++) {
+        const float *xp = x + p * xs;
+        double a1 = 0.0, a2 = 0.0;
+        for (size_t i = 0; i < len; i++) {
+            double d = (double)(xp[i] - k[p]);
+            a1 += d;
+            a2 += d * d;
+        }
+        s1[p] += a1;
+        s2[p] += a2;
+    }
+}
+
+void bnorm_f32_moments_rows__scalar(size_t count, size_t len, const float *x, size_t xs,
+                                    const float *k, double *s1, double *s2)
+{
+    for (size_t r = 0; r < count; r++) {
+        const float *xr = x + r * xs;
+        for (size_t i = 0; i < len; i++) {
+            double d = (double)(xr[i] - k[i]);
+            s1[i] += d;
+            s2[i] += d * d;
+        }
+    }
+}
+
+void bnorm_f32_dot_planes__scalar(size_t count, size_t len, const float *x, size_t xs,
+                                  const float *dy, size_t dys, const float *m,
+                                  double *sdy, double *sdyx)
+{
+    for (size_t p = 0; p < count; p++) {
+        const float *xp = x + p * xs, *dyp = dy + p * dys;
+        double a1 = 0.0, a2 = 0.0;
+        for (size_t i = 0; i < len; i++) {
+            a1 += (double)dyp[i];
+            a2 += (double)dyp[i] * (double)(xp[i] - m[p]);
+        }
+        sdy[p] += a1;
+        sdyx[p] += a2;
+    }
+}
+
+void bnorm_f32_dot_rows__scalar(size_t count, size_t len, const float *x, size_t xs,
+                                const float *dy, size_t dys, const float *m, double *sdy,
+                                double *sdyx)
+{
+    for (size_t r = 0; r < count; r++) {
+        const float *xr = x + r * xs, *dyr = dy + r * dys;
+        for (size_t i = 0; i < len; i++) {
+            sdy[i] += (double)dyr[i];
+            sdyx[i] += (double)dyr[i] * (double)(xr[i] - m[i]);
+        }
+    }
+}
