@@ -88,3 +88,12 @@ size_t bnorm_detect_llc_bytes(void)
 #endif
     return bytes > 0 ? (size_t)bytes : 0;
 }
+
+size_t bnorm_detect_l2_bytes(void)
+{
+    long bytes = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return bytes > 0 ? (size_t)bytes : 0;
+}

@@ -25,6 +25,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static _Atomic(const bnorm_kernels *) active;
 static uint32_t cpu_features;
 static size_t stream_threshold;
+static size_t cached_pass_bytes;
 static bnorm_status env_status;
 
 const bnorm_kernels *bnorm_kernels_for(bnorm_isa isa)
@@ -75,6 +76,9 @@ static void init(void)
      * their input: write them around the cache. */
     size_t llc = bnorm_detect_llc_bytes();
     stream_threshold = llc ? llc / 2 : (size_t)16 << 20;
+    /* Half of L2 leaves room for the other operands and what else runs. */
+    size_t l2 = bnorm_detect_l2_bytes();
+    cached_pass_bytes = l2 ? l2 / 2 : (size_t)256 << 10;
 
     bnorm_isa choice = BNORM_ISA_SCALAR;
     for (size_t i = 0; i < sizeof isa_preference / sizeof isa_preference[0]; i++) {
@@ -117,6 +121,12 @@ size_t bnorm_stream_threshold(void)
 {
     ensure_init();
     return stream_threshold;
+}
+
+size_t bnorm_cached_pass_bytes(void)
+{
+    ensure_init();
+    return cached_pass_bytes;
 }
 
 uint32_t bnorm_cpu_features(void)

@@ -13,6 +13,9 @@ uint32_t bnorm_detect_cpu_features(void);
 /* Size in bytes of the last-level data cache, or 0 if it cannot be found. */
 size_t bnorm_detect_llc_bytes(void);
 
+/* Size in bytes of the (per-core) level-2 cache, or 0 if it cannot be found. */
+size_t bnorm_detect_l2_bytes(void);
+
 /* The table of isa compiled into this library, or NULL; independent of the CPU. */
 const bnorm_kernels *bnorm_kernels_for(bnorm_isa isa);
 
@@ -24,5 +27,8 @@ const bnorm_kernels *bnorm_active_kernels(void);
 
 /* Outputs of at least this many bytes are written with non-temporal stores. */
 size_t bnorm_stream_threshold(void);
+
+/* Data of at most this many bytes is still in cache for a second pass. */
+size_t bnorm_cached_pass_bytes(void);
 
 #endif

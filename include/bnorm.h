@@ -12,6 +12,8 @@
  *  - Per-channel arrays (scale, shift, gamma, beta, mean, var) hold C floats.
  *  - Every function validates all of its arguments before it writes anything: a
  *    function that returns a status other than BNORM_OK has written nothing.
+ *  - When several arguments are invalid, BNORM_ERR_NULL_POINTER takes precedence;
+ *    otherwise which of the applicable statuses is returned is unspecified.
  */
 #ifndef BNORM_H
 #define BNORM_H
@@ -60,7 +62,7 @@ typedef enum bnorm_status {
     BNORM_ERR_BAD_SHAPE = 2,
     /** A stride is smaller than the extent it has to skip over. */
     BNORM_ERR_BAD_STRIDE = 3,
-    /** The tensor's extent in bytes does not fit in the address space (size_t). */
+    /** A buffer's extent in bytes exceeds PTRDIFF_MAX. */
     BNORM_ERR_OVERFLOW = 4,
     /** An output overlaps an input or another output in a way that is not allowed. */
     BNORM_ERR_ALIAS = 5,
@@ -155,10 +157,10 @@ typedef struct bnorm_activation {
  * @return BNORM_OK;
  *   BNORM_ERR_NULL_POINTER if mean, var, scale or shift is NULL;
  *   BNORM_ERR_BAD_SHAPE if c == 0;
- *   BNORM_ERR_OVERFLOW if c floats do not fit in the address space;
+ *   BNORM_ERR_OVERFLOW if c floats take more than PTRDIFF_MAX bytes;
  *   BNORM_ERR_BAD_VALUE if eps is NaN, infinite or negative, or some var[c] < 0;
  *   BNORM_ERR_ALIAS if scale and shift overlap each other or any input.
- * A NaN in an input gives NaN in the outputs of that channel.
+ * A NaN in an input gives NaN in the outputs of that channel that depend on it.
  */
 BNORM_API bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
                                   const float *mean, const float *var, float eps,
@@ -208,6 +210,119 @@ BNORM_API bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
                                        const float *gamma, const float *beta,
                                        const float *mean, const float *var, float eps,
                                        const bnorm_activation *act);
+
+/* ------------------------------------------------------------------------------ */
+/* Training                                                                        */
+/* ------------------------------------------------------------------------------ */
+
+/** How the running statistics are updated; the caller says which, explicitly. */
+typedef enum bnorm_momentum_convention {
+    /** PyTorch: running = (1 - momentum) * running + momentum * batch, with the
+     *  unbiased batch variance var * m / (m - 1). momentum = 1/k over k steps gives
+     *  the cumulative average. */
+    BNORM_MOMENTUM_PYTORCH = 0,
+    /** ONNX: running = momentum * running + (1 - momentum) * batch, with the biased
+     *  batch variance. ONNX's momentum is 1 - PyTorch's. */
+    BNORM_MOMENTUM_ONNX = 1,
+} bnorm_momentum_convention;
+
+/** Running statistics updated in place by bnorm_training_forward. */
+typedef struct bnorm_running_stats {
+    float *mean;        /**< C floats, read and written */
+    float *var;         /**< C floats, read and written */
+    float momentum;     /**< in [0, 1], meaning set by convention */
+    bnorm_momentum_convention convention;
+} bnorm_running_stats;
+
+/**
+ * Training forward with the batch's own statistics. Per channel c, over the
+ * m = N * spatial values of that channel:
+ *   mean = sum(x) / m,  var = sum((x - mean)^2) / m  (biased),
+ *   invstd = 1 / sqrt(var + eps),
+ *   y = gamma[c] * (x - mean) * invstd + beta[c].
+ * The statistics are accumulated in double about a per-channel shift (the channel's
+ * first value), so |mean| / std up to 1e4 and more keeps full float accuracy and a
+ * constant channel has var == 0 exactly and, with eps > 0, y == beta exactly (with
+ * eps == 0 its invstd is +inf and y is NaN, as in PyTorch). The summation order
+ * is fixed by the shape, never by how the work is split.
+ *
+ * @param shape        the tensor's shape and layout (x and y share it)
+ * @param x            input tensor
+ * @param x_strides    strides of x, or NULL for dense
+ * @param y            output tensor; may be x (same strides); no other overlap with
+ *                     any input or output
+ * @param y_strides    strides of y, or NULL for dense
+ * @param gamma        C floats, or NULL for 1
+ * @param beta         C floats, or NULL for 0
+ * @param eps          finite, >= 0
+ * @param save_mean    C floats written with mean, or NULL
+ * @param save_invstd  C floats written with invstd, or NULL (what backward takes)
+ * @param running      running statistics to update in place, or NULL
+ * @return BNORM_OK, or as bnorm_inference_apply for shape, pointers and strides;
+ *   BNORM_ERR_BAD_SHAPE also if m = N * spatial < 2 (the variance of one value is
+ *   undefined; PyTorch refuses it too);
+ *   BNORM_ERR_NULL_POINTER if running is given with a NULL mean or var;
+ *   BNORM_ERR_BAD_ENUM for an undefined running->convention;
+ *   BNORM_ERR_BAD_VALUE for a bad eps or a momentum that is NaN or outside [0, 1];
+ *   BNORM_ERR_ALIAS if an output overlaps an input or another output (y == x with
+ *   equal strides excepted).
+ */
+BNORM_API bnorm_status bnorm_training_forward(const bnorm_shape *shape, const float *x,
+                                              const bnorm_strides *x_strides, float *y,
+                                              const bnorm_strides *y_strides,
+                                              const float *gamma, const float *beta,
+                                              float eps, float *save_mean,
+                                              float *save_invstd,
+                                              const bnorm_running_stats *running);
+
+/**
+ * Training backward, from the statistics the forward saved. With
+ * xhat = (x - save_mean[c]) * save_invstd[c] and sums over the m = N * spatial
+ * values of each channel:
+ *   dbeta[c]  = sum(dy),
+ *   dgamma[c] = sum(dy * xhat),
+ *   dx = gamma[c] * save_invstd[c] * (dy - dbeta[c] / m - xhat * dgamma[c] / m).
+ * Any subset of dx, dgamma and dbeta may be requested (NULL: not computed); at least
+ * one must be. Sums are accumulated in double, in an order fixed by the shape.
+ *
+ * @param shape, x, x_strides   the forward's input
+ * @param dy, dy_strides        gradient of the output
+ * @param gamma                 C floats, or NULL for 1
+ * @param save_mean, save_invstd  C floats each, from bnorm_training_forward
+ * @param dx, dx_strides        gradient of the input, or NULL (dx_strides is then
+ *                              ignored); may be dy (same strides); no other overlap
+ * @param dgamma, dbeta         C floats each, or NULL
+ * @return BNORM_OK, or as bnorm_training_forward for shape, pointers and strides;
+ *   BNORM_ERR_NULL_POINTER also if dx, dgamma and dbeta are all NULL;
+ *   BNORM_ERR_ALIAS if an output overlaps an input or another output (dx == dy with
+ *   equal strides excepted).
+ */
+BNORM_API bnorm_status bnorm_training_backward(const bnorm_shape *shape, const float *x,
+                                               const bnorm_strides *x_strides,
+                                               const float *dy,
+                                               const bnorm_strides *dy_strides,
+                                               const float *gamma, const float *save_mean,
+                                               const float *save_invstd, float *dx,
+                                               const bnorm_strides *dx_strides,
+                                               float *dgamma, float *dbeta);
+
+/**
+ * Backward through batch norm with frozen statistics (the statistics were
+ * constants, as when fine-tuning with batch norm in evaluation mode):
+ *   dx = dy * gamma[c] / sqrt(running_var[c] + eps)
+ *
+ * @param shape, dy, dy_strides  gradient of the output
+ * @param gamma                  C floats, or NULL for 1
+ * @param running_var            C floats, each >= 0 (or NaN)
+ * @param eps                    finite, >= 0
+ * @param dx, dx_strides         gradient of the input; may be dy (same strides)
+ * @return as bnorm_inference, under the same conditions.
+ */
+BNORM_API bnorm_status bnorm_frozen_backward(const bnorm_shape *shape, const float *dy,
+                                             const bnorm_strides *dy_strides,
+                                             const float *gamma, const float *running_var,
+                                             float eps, float *dx,
+                                             const bnorm_strides *dx_strides);
 
 /* ------------------------------------------------------------------------------ */
 /* CPU features and ISA dispatch                                                   */

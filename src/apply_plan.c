@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "apply_plan.h"
 #include "dispatch.h"
 
@@ -24,12 +26,12 @@ static size_t pattern_len(size_t c)
 void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
                            const bnorm_shape *shape, const bnorm_geom *gx,
                            const bnorm_geom *gy, const float *x, float *y, size_t c0,
-                           size_t c1, const float *a, const float *b, float lo, float hi,
-                           bool clamp, bnorm_apply_pattern *pattern)
+                           size_t c1, const float *a, const float *b, const float *m,
+                           float lo, float hi, bool clamp, bnorm_apply_pattern *pattern)
 {
     size_t nc = c1 - c0;
-    *plan = (bnorm_apply_plan){.a = a, .b = b, .lo = lo, .hi = hi};
-    plan->flags = clamp ? BNORM_KF_CLAMP : 0;
+    *plan = (bnorm_apply_plan){.a = a, .b = b, .m = m, .lo = lo, .hi = hi};
+    plan->flags = (clamp ? BNORM_KF_CLAMP : 0) | (m ? BNORM_KF_CENTER : 0);
     if (gy->extent * sizeof(float) >= bnorm_stream_threshold())
         plan->flags |= BNORM_KF_STREAM;
 
@@ -81,12 +83,16 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
         plan->x_item == nc && plan->y_item == nc && (p = pattern_len(nc)) != 0) {
         size_t total = plan->items * nc;
         size_t fill = total < p ? total : p;
-        for (size_t i = 0; i < fill; i++) {
-            pattern->a[i] = a[i % nc];
-            pattern->b[i] = b[i % nc];
+        for (size_t i = 0; i < fill; i += nc) { /* whole periods, the last one cut */
+            size_t n = fill - i < nc ? fill - i : nc;
+            memcpy(pattern->a + i, a, n * sizeof(float));
+            memcpy(pattern->b + i, b, n * sizeof(float));
+            if (m)
+                memcpy(pattern->m + i, m, n * sizeof(float));
         }
         plan->a = pattern->a;
         plan->b = pattern->b;
+        plan->m = m ? pattern->m : NULL;
         plan->len = p;
         plan->items = (total + p - 1) / p;
         plan->last_len = total - (plan->items - 1) * p;
@@ -109,14 +115,15 @@ void bnorm_apply_plan_run(const bnorm_apply_plan *p, size_t begin, size_t end)
         float *y = p->y + g * p->y_group + i * p->y_item;
         const float *a = p->per_item_ab ? p->a + i : p->a;
         const float *b = p->per_item_ab ? p->b + i : p->b;
+        const float *m = p->m && p->per_item_ab ? p->m + i : p->m;
         size_t full = (begin + n == total && p->last_len != p->len) ? n - 1 : n;
         if (full)
-            p->fn(full, p->len, x, p->x_item, y, p->y_item, a, b, p->lo, p->hi,
+            p->fn(full, p->len, x, p->x_item, y, p->y_item, a, b, m, p->lo, p->hi,
                   p->flags);
         if (full < n)
             p->fn(1, p->last_len, x + full * p->x_item, p->x_item, y + full * p->y_item,
                   p->y_item, p->per_item_ab ? a + full : a, p->per_item_ab ? b + full : b,
-                  p->lo, p->hi, p->flags);
+                  m && p->per_item_ab ? m + full : m, p->lo, p->hi, p->flags);
         begin += n;
     }
 }

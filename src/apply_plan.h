@@ -33,7 +33,7 @@ typedef struct bnorm_apply_plan {
     size_t x_item, x_group;
     float *y;
     size_t y_item, y_group;
-    const float *a, *b;
+    const float *a, *b, *m; /* m: centers, NULL for the plain form */
     float lo, hi;
     unsigned flags;
 } bnorm_apply_plan;
@@ -41,19 +41,20 @@ typedef struct bnorm_apply_plan {
 /* Scratch for the periodic plan's expanded scale and shift; lives on the caller's
  * stack for as long as the plan runs. */
 typedef struct bnorm_apply_pattern {
-    float a[BNORM_PATTERN_MAX], b[BNORM_PATTERN_MAX];
+    float a[BNORM_PATTERN_MAX], b[BNORM_PATTERN_MAX], m[BNORM_PATTERN_MAX];
 } bnorm_apply_pattern;
 
 /*
- * Plans y = act(x * a[c] + b[c]) over channels [c0, c1) of a checked tensor; a and b
- * hold the c1 - c0 values of that range. With `pattern` non-NULL and the range
- * covering every channel, a dense row tensor gets the periodic plan.
+ * Plans y = act(x * a[c] + b[c]), or act((x - m[c]) * a[c] + b[c]) when m is not
+ * NULL, over channels [c0, c1) of a checked tensor; a, b and m hold the c1 - c0
+ * values of that range. With `pattern` non-NULL and the range covering every
+ * channel, a dense row tensor gets the periodic plan.
  */
 void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
                            const bnorm_shape *shape, const bnorm_geom *gx,
                            const bnorm_geom *gy, const float *x, float *y, size_t c0,
-                           size_t c1, const float *a, const float *b, float lo, float hi,
-                           bool clamp, bnorm_apply_pattern *pattern);
+                           size_t c1, const float *a, const float *b, const float *m,
+                           float lo, float hi, bool clamp, bnorm_apply_pattern *pattern);
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan);
 

@@ -1,4 +1,5 @@
-/* Inference: fold, apply, and both in one call. */
+/* Inference: fold, apply, and both in one call; the frozen-statistics backward,
+ * which is the same computation. */
 #include <math.h>
 
 #include "apply_plan.h"
@@ -9,14 +10,15 @@
 /* Channels folded per block by bnorm_inference: bounds its stack use. */
 #define FOLD_BLOCK BNORM_PATTERN_MAX
 
-/* scale and shift of channels [0, c): double precision, one rounding each. */
+/* scale and shift of channels [0, c): double precision, one rounding each. NULL
+ * gamma, beta or mean: 1, 0, 0. */
 static void fold(size_t c, const float *gamma, const float *beta, const float *mean,
                  const float *var, float eps, float *scale, float *shift)
 {
     for (size_t i = 0; i < c; i++) {
         double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)var[i] + eps);
         scale[i] = (float)s;
-        shift[i] = (float)((beta ? (double)beta[i] : 0.0) - (double)mean[i] * s);
+        shift[i] = (float)((beta ? (double)beta[i] : 0.0) - (mean ? (double)mean[i] : 0.0) * s);
     }
 }
 
@@ -91,8 +93,8 @@ bnorm_status bnorm_inference_apply_with(const bnorm_kernels *k, const bnorm_shap
 
     bnorm_apply_pattern pattern;
     bnorm_apply_plan plan;
-    bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, 0, shape->c, scale, shift, lo,
-                          hi, clamp, &pattern);
+    bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, 0, shape->c, scale, shift, NULL,
+                          lo, hi, clamp, &pattern);
     bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
     return BNORM_OK;
 }
@@ -106,15 +108,13 @@ bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
                                       y_strides, scale, shift, act);
 }
 
-bnorm_status bnorm_inference_with(const bnorm_kernels *k, const bnorm_shape *shape,
-                                  const float *x, const bnorm_strides *x_strides,
-                                  float *y, const bnorm_strides *y_strides,
-                                  const float *gamma, const float *beta,
-                                  const float *mean, const float *var, float eps,
-                                  const bnorm_activation *act)
+/* bnorm_inference, and with mean NULL (zero) the frozen backward. */
+static bnorm_status inference(const bnorm_kernels *k, const bnorm_shape *shape,
+                              const float *x, const bnorm_strides *x_strides, float *y,
+                              const bnorm_strides *y_strides, const float *gamma,
+                              const float *beta, const float *mean, const float *var,
+                              float eps, const bnorm_activation *act)
 {
-    if (!shape || !x || !y || !mean || !var)
-        return BNORM_ERR_NULL_POINTER;
     bnorm_geom gx, gy;
     float lo, hi;
     bool clamp;
@@ -136,14 +136,49 @@ bnorm_status bnorm_inference_with(const bnorm_kernels *k, const bnorm_shape *sha
     bnorm_apply_pattern pattern;
     for (size_t c0 = 0; c0 < c; c0 += FOLD_BLOCK) {
         size_t c1 = c - c0 < FOLD_BLOCK ? c : c0 + FOLD_BLOCK;
-        fold(c1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL, mean + c0,
-             var + c0, eps, scale, shift);
+        fold(c1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,
+             mean ? mean + c0 : NULL, var + c0, eps, scale, shift);
         bnorm_apply_plan plan;
-        bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, c0, c1, scale, shift, lo,
-                              hi, clamp, &pattern);
+        bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, c0, c1, scale, shift, NULL,
+                              lo, hi, clamp, &pattern);
         bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
     }
     return BNORM_OK;
+}
+
+bnorm_status bnorm_inference_with(const bnorm_kernels *k, const bnorm_shape *shape,
+                                  const float *x, const bnorm_strides *x_strides,
+                                  float *y, const bnorm_strides *y_strides,
+                                  const float *gamma, const float *beta,
+                                  const float *mean, const float *var, float eps,
+                                  const bnorm_activation *act)
+{
+    if (!shape || !x || !y || !mean || !var)
+        return BNORM_ERR_NULL_POINTER;
+    return inference(k, shape, x, x_strides, y, y_strides, gamma, beta, mean, var, eps,
+                     act);
+}
+
+/* dx = dy * gamma / sqrt(var + eps): inference with mean 0 and beta 0. */
+bnorm_status bnorm_frozen_backward_with(const bnorm_kernels *k, const bnorm_shape *shape,
+                                        const float *dy, const bnorm_strides *dy_strides,
+                                        const float *gamma, const float *running_var,
+                                        float eps, float *dx,
+                                        const bnorm_strides *dx_strides)
+{
+    if (!shape || !dy || !dx || !running_var)
+        return BNORM_ERR_NULL_POINTER;
+    return inference(k, shape, dy, dy_strides, dx, dx_strides, gamma, NULL, NULL,
+                     running_var, eps, NULL);
+}
+
+bnorm_status bnorm_frozen_backward(const bnorm_shape *shape, const float *dy,
+                                   const bnorm_strides *dy_strides, const float *gamma,
+                                   const float *running_var, float eps, float *dx,
+                                   const bnorm_strides *dx_strides)
+{
+    return bnorm_frozen_backward_with(bnorm_active_kernels(), shape, dy, dy_strides, gamma,
+                                      running_var, eps, dx, dx_strides);
 }
 
 bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
