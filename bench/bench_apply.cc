@@ -1,10 +1,11 @@
-// Inference apply (y = act(x * scale[c] + shift[c])) for every kernel table this CPU
-// runs natively, both layouts, at three sizes derived from this machine's caches,
-// next to memcpy of the same bytes in the same run.
+// Inference apply (y = act(x * scale[c] + shift[c])), training forward and training
+// backward for every kernel table this CPU runs natively, both layouts, at three
+// sizes derived from this machine's caches, next to memcpy in the same run.
 //
-// Every row counts the minimal traffic, 8 bytes per element (read x, write y), so
-// bytes_per_second of an apply row divided by that of the memcpy row of the same size
-// is the fraction of the machine's copy bandwidth the kernel reaches.
+// Every row counts the minimal traffic: apply and memcpy 8 bytes per element (read
+// x, write y), training forward 12 (x twice, y once), backward 20 (x and dy twice,
+// dx once). bytes_per_second of a row divided by that of the memcpy row of the same
+// size is the fraction of the machine's copy bandwidth the operation reaches.
 //
 // Sizes (x + y together, per row):
 //   L1    about half of the L1 data cache
@@ -215,10 +216,10 @@ void free_buffers()
     }
 }
 
-void set_counters(benchmark::State &st, size_t elems)
+void set_counters(benchmark::State &st, size_t elems, size_t bytes_per_elem = kBytesPerElem)
 {
     st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) *
-                         static_cast<int64_t>(elems * kBytesPerElem));
+                         static_cast<int64_t>(elems * bytes_per_elem));
     st.counters["Gelem"] = benchmark::Counter(static_cast<double>(elems) * 1e-9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -259,6 +260,65 @@ void bm_apply(benchmark::State &st, const bnorm_kernels *k, bnorm_layout layout,
         return;
     }
     set_counters(st, elems);
+    st.SetLabel(size_label(elems));
+}
+
+// Training forward: statistics pass and apply pass; minimal traffic 12 B/element
+// (x read twice, y written once).
+void bm_forward(benchmark::State &st, const bnorm_kernels *k, bnorm_layout layout,
+                size_t size_index, size_t elems)
+{
+    Buffers *b = buffers(size_index, elems);
+    if (!b) {
+        st.SkipWithError("cannot allocate the buffers");
+        return;
+    }
+    bnorm_shape shape = {1, kChannels, elems / kChannels, layout};
+    float mean[kChannels], invstd[kChannels];
+    bnorm_status status = BNORM_OK;
+    for (auto _ : st) {
+        status = bnorm_training_forward_with(k, &shape, b->x, nullptr, b->y, nullptr,
+                                             g_scale, g_shift, 1e-5f, mean, invstd, nullptr);
+        benchmark::DoNotOptimize(status);
+        benchmark::ClobberMemory();
+    }
+    if (status != BNORM_OK) {
+        st.SkipWithError(bnorm_status_name(status));
+        return;
+    }
+    set_counters(st, elems, 12);
+    st.SetLabel(size_label(elems));
+}
+
+// Training backward, dx written over dy: minimal traffic 20 B/element (x and dy read
+// twice, dx written once).
+void bm_backward(benchmark::State &st, const bnorm_kernels *k, bnorm_layout layout,
+                 size_t size_index, size_t elems)
+{
+    Buffers *b = buffers(size_index, elems);
+    if (!b) {
+        st.SkipWithError("cannot allocate the buffers");
+        return;
+    }
+    bnorm_shape shape = {1, kChannels, elems / kChannels, layout};
+    float mean[kChannels], invstd[kChannels], dgamma[kChannels], dbeta[kChannels];
+    for (size_t i = 0; i < kChannels; i++) {
+        mean[i] = 0.0f;
+        invstd[i] = 0.43f; // x is uniform in [-4, 4)
+    }
+    bnorm_status status = BNORM_OK;
+    for (auto _ : st) {
+        status = bnorm_training_backward_with(k, &shape, b->x, nullptr, b->y, nullptr,
+                                              g_scale, mean, invstd, b->y, nullptr, dgamma,
+                                              dbeta);
+        benchmark::DoNotOptimize(status);
+        benchmark::ClobberMemory();
+    }
+    if (status != BNORM_OK) {
+        st.SkipWithError(bnorm_status_name(status));
+        return;
+    }
+    set_counters(st, elems, 20);
     st.SetLabel(size_label(elems));
 }
 
@@ -363,6 +423,15 @@ int main(int argc, char **argv)
                 std::string name = "apply/" + t.label + "/" + layout_name(l) + suffix;
                 benchmark::RegisterBenchmark(name.c_str(), bm_apply, t.k, l, BNORM_ACT_NONE,
                                              si, sc.elems);
+            }
+        }
+        for (bnorm_layout l : layouts) {
+            for (const Table &t : tables) {
+                std::string tail = t.label + "/" + layout_name(l) + suffix;
+                benchmark::RegisterBenchmark(("train_fwd/" + tail).c_str(), bm_forward, t.k,
+                                             l, si, sc.elems);
+                benchmark::RegisterBenchmark(("train_bwd/" + tail).c_str(), bm_backward, t.k,
+                                             l, si, sc.elems);
             }
         }
         std::string relu = std::string("apply_relu/") + active->name + "/nchw" + suffix;

@@ -10,11 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "kernels.h"
 
 /* ---- kernel tables ------------------------------------------------------------- */
 
@@ -106,14 +106,14 @@ typedef struct bnorm_conf_case {
 void bnorm_conf_case_describe(const bnorm_conf_case *cs, char *buf, size_t size);
 
 typedef struct bnorm_conf_op {
-    const char *name;   /* "inference_apply", "inference" */
+    const char *name;   /* "inference_apply", "training_forward", ... */
     double tol_ulps;    /* documented bound, in the units above */
     /* Runs the op on one case with table k; adds to *res. */
     void (*run)(const struct bnorm_conf_op *op, const bnorm_kernels *k,
                 const bnorm_conf_case *cs, bnorm_conf_result *res);
 } bnorm_conf_op;
 
-extern const bnorm_conf_op bnorm_conf_ops[];
+extern const bnorm_conf_op *const bnorm_conf_ops[];
 extern const size_t bnorm_conf_op_count;
 
 /* The case bnorm_conf_run is running on this thread ("" between cases): what a

@@ -1,7 +1,8 @@
 /*
  * Conformance of the inference operations: bnorm_inference_apply (folded scale and
- * shift) and bnorm_inference (from running statistics), run through src/ with an
- * explicit kernel table, so the loop plans are checked along with the kernels.
+ * shift), bnorm_inference (from running statistics) and bnorm_frozen_backward (the
+ * same computation with mean 0 and no beta), run through src/ with an explicit
+ * kernel table, so the loop plans are checked along with the kernels.
  *
  * Each case checks, besides every value against the double reference: the guard
  * pages and canaries around every buffer, that stride gaps in y keep their bytes,
@@ -55,8 +56,10 @@ static void fail(bnorm_conf_result *res, const bnorm_conf_op *op, const bnorm_ke
     }
 }
 
+typedef enum mode { APPLY, FROM_STATS, FROZEN } mode;
+
 typedef struct params {
-    bool from_stats;
+    bool from_stats; /* FROM_STATS or FROZEN: gamma, beta, mean, var */
     float *scale, *shift;             /* apply */
     float *gamma, *beta, *mean, *var; /* from statistics; gamma, beta may be NULL */
     float eps;
@@ -64,8 +67,9 @@ typedef struct params {
     double *a, *b;                    /* the exact per-channel affine map */
 } params;
 
-static bool make_params(params *p, size_t c, bool from_stats, bnorm_rng *r)
+static bool make_params(params *p, size_t c, mode md, bnorm_rng *r)
 {
+    bool from_stats = md != APPLY;
     memset(p, 0, sizeof *p);
     p->from_stats = from_stats;
     p->a = malloc(c * sizeof(double));
@@ -89,6 +93,8 @@ static bool make_params(params *p, size_t c, bool from_stats, bnorm_rng *r)
         return true;
     }
     int omit = (int)bnorm_rng_below(r, 4); /* 1: no gamma, 2: no beta, 3: neither */
+    if (md == FROZEN)
+        omit |= 2; /* dx = dy * gamma / sqrt(var + eps): no beta, mean zero */
     p->gamma = omit & 1 ? NULL : buf[0];
     p->beta = omit & 2 ? NULL : buf[1];
     p->mean = buf[2];
@@ -97,7 +103,7 @@ static bool make_params(params *p, size_t c, bool from_stats, bnorm_rng *r)
     for (size_t i = 0; i < c; i++) {
         buf[0][i] = (float)bnorm_rng_normal(r);
         buf[1][i] = (float)bnorm_rng_normal(r);
-        p->mean[i] = (float)(3.0 * bnorm_rng_normal(r));
+        p->mean[i] = md == FROZEN ? 0.0f : (float)(3.0 * bnorm_rng_normal(r));
         p->var[i] = bnorm_rng_below(r, 8) == 0 ? 0.0f : (float)(4.0 * bnorm_rng_uniform(r));
         double g = p->gamma ? p->gamma[i] : 1.0, b = p->beta ? p->beta[i] : 0.0;
         p->a[i] = g / sqrt((double)p->var[i] + p->eps);
@@ -130,8 +136,9 @@ static bool params_intact(const params *p, float *const copies[4])
 }
 
 static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
-                       const bnorm_conf_case *cs, bnorm_conf_result *res, bool from_stats)
+                       const bnorm_conf_case *cs, bnorm_conf_result *res, mode md)
 {
+    bool from_stats = md != APPLY;
     const bnorm_shape *sh = &cs->shape;
     bnorm_rng r;
     bnorm_rng_init(&r, cs->seed ^ 0x5eed);
@@ -157,7 +164,7 @@ static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
     float *y_background = malloc(gy.extent * sizeof(float));
     double *ref = malloc(count * sizeof(double));
     float *param_copy[4] = {0};
-    bool ok = make_params(&p, sh->c, from_stats, &r) && x && y && x_copy && y_background &&
+    bool ok = make_params(&p, sh->c, md, &r) && x && y && x_copy && y_background &&
               ref;
     for (int i = 0; ok && i < (from_stats ? 4 : 2); i++)
         ok = (param_copy[i] = malloc(sh->c * sizeof(float))) != NULL;
@@ -178,18 +185,22 @@ static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
         memcpy(y, y_background, gy.extent * sizeof(float));
     }
 
+    /* The frozen backward has no activation. */
+    const bnorm_activation *act = md == FROZEN ? NULL : &cs->act;
     if (from_stats)
         bnorm_ref_inference(sh, x_copy, gx.inner, gx.batch, p.gamma, p.beta, p.mean, p.var,
-                            p.eps, &cs->act, ref);
+                            p.eps, act, ref);
     else
         bnorm_ref_apply(sh, x_copy, gx.inner, gx.batch, p.scale, p.shift, &cs->act, ref);
 
+    const bnorm_strides *out_strides = cs->in_place ? xs : ys;
     bnorm_status st =
-        from_stats
-            ? bnorm_inference_with(k, sh, x, xs, y, cs->in_place ? xs : ys, p.gamma, p.beta,
-                                   p.mean, p.var, p.eps, &cs->act)
-            : bnorm_inference_apply_with(k, sh, x, xs, y, cs->in_place ? xs : ys, p.scale,
-                                         p.shift, &cs->act);
+        md == FROZEN ? bnorm_frozen_backward_with(k, sh, x, xs, p.gamma, p.var, p.eps, y,
+                                                  out_strides)
+        : md == FROM_STATS ? bnorm_inference_with(k, sh, x, xs, y, out_strides, p.gamma,
+                                                  p.beta, p.mean, p.var, p.eps, &cs->act)
+                           : bnorm_inference_apply_with(k, sh, x, xs, y, out_strides,
+                                                        p.scale, p.shift, &cs->act);
     if (st != BNORM_OK) {
         char msg[96];
         snprintf(msg, sizeof msg, "returned %s", bnorm_status_name(st));
@@ -250,17 +261,22 @@ out:
 static void run_apply(const bnorm_conf_op *op, const bnorm_kernels *k,
                       const bnorm_conf_case *cs, bnorm_conf_result *res)
 {
-    run_affine(op, k, cs, res, false);
+    run_affine(op, k, cs, res, APPLY);
 }
 
 static void run_inference(const bnorm_conf_op *op, const bnorm_kernels *k,
                           const bnorm_conf_case *cs, bnorm_conf_result *res)
 {
-    run_affine(op, k, cs, res, true);
+    run_affine(op, k, cs, res, FROM_STATS);
 }
 
-const bnorm_conf_op bnorm_conf_ops[] = {
-    {"inference_apply", APPLY_TOL, run_apply},
-    {"inference", INFERENCE_TOL, run_inference},
-};
-const size_t bnorm_conf_op_count = sizeof bnorm_conf_ops / sizeof bnorm_conf_ops[0];
+static void run_frozen(const bnorm_conf_op *op, const bnorm_kernels *k,
+                       const bnorm_conf_case *cs, bnorm_conf_result *res)
+{
+    run_affine(op, k, cs, res, FROZEN);
+}
+
+const bnorm_conf_op bnorm_conf_inference_apply = {"inference_apply", APPLY_TOL, run_apply};
+const bnorm_conf_op bnorm_conf_inference = {"inference", INFERENCE_TOL, run_inference};
+const bnorm_conf_op bnorm_conf_frozen_backward = {"frozen_backward", INFERENCE_TOL,
+                                                  run_frozen};

@@ -15,8 +15,8 @@ static void check_op(const char *name)
 {
     const bnorm_conf_op *op = NULL;
     for (size_t i = 0; i < bnorm_conf_op_count; i++)
-        if (strcmp(bnorm_conf_ops[i].name, name) == 0)
-            op = &bnorm_conf_ops[i];
+        if (strcmp(bnorm_conf_ops[i]->name, name) == 0)
+            op = bnorm_conf_ops[i];
     cr_assert_not_null(op, "no operation %s", name);
 
     uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
@@ -47,4 +47,19 @@ Test(conformance, inference_apply, .timeout = 600)
 Test(conformance, inference, .timeout = 600)
 {
     check_op("inference");
+}
+
+Test(conformance, training_forward, .timeout = 600)
+{
+    check_op("training_forward");
+}
+
+Test(conformance, training_backward, .timeout = 600)
+{
+    check_op("training_backward");
+}
+
+Test(conformance, frozen_backward, .timeout = 600)
+{
+    check_op("frozen_backward");
 }

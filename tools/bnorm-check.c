@@ -122,7 +122,7 @@ int main(int argc, char **argv)
             continue;
         }
         for (size_t o = 0; o < bnorm_conf_op_count; o++) {
-            const bnorm_conf_op *op = &bnorm_conf_ops[o];
+            const bnorm_conf_op *op = bnorm_conf_ops[o];
             if (op_filter && strcmp(op_filter, op->name) != 0)
                 continue;
             bnorm_conf_result r = bnorm_conf_run(op, tables[t].k, matrix, seed);
