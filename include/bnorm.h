@@ -2,8 +2,9 @@
  * bnorm: SIMD batch-normalization kernels for CPUs.
  *
  * One header, one library, a plain C ABI. No function allocates memory, prints,
- * aborts, or changes the caller's floating-point environment; every function may be
- * called from any number of threads at once.
+ * aborts, creates threads, or changes the caller's floating-point environment; every
+ * function may be called from any number of threads at once. Operations split their
+ * work over the host's thread pool when given one (bnorm_set_parallel_for).
  *
  * Conventions used throughout:
  *  - Tensors are float32 with N images, C channels and `spatial` values per channel
@@ -323,6 +324,35 @@ BNORM_API bnorm_status bnorm_frozen_backward(const bnorm_shape *shape, const flo
                                              const float *gamma, const float *running_var,
                                              float eps, float *dx,
                                              const bnorm_strides *dx_strides);
+
+/* ------------------------------------------------------------------------------ */
+/* Host-driven parallelism                                                         */
+/* ------------------------------------------------------------------------------ */
+
+/** One unit of work: bnorm calls it with every index of a range. */
+typedef void (*bnorm_task_fn)(void *context, size_t index);
+
+/**
+ * A parallel-for the host provides (the shape of pthreadpool_parallelize_1d): call
+ * task(context, i) once for every i in [0, range), on any threads, in any order,
+ * and return when every call has returned. pool is the host's own pointer, passed
+ * through untouched.
+ */
+typedef void (*bnorm_parallel_for_fn)(void *pool, bnorm_task_fn task, void *context,
+                                      size_t range);
+
+/**
+ * Give the operations that THIS thread calls from now on a parallel-for to split
+ * their work with; NULL parallel_for makes them serial again (the default). bnorm
+ * never creates threads. The setting is per calling thread, so each engine thread
+ * can use its own pool, and tasks running on pool threads (which have no setting)
+ * never nest.
+ *
+ * Work is cut into tasks fixed by the tensor's shape, never by the number of
+ * threads, and every reduction is merged in an order fixed by the shape: results
+ * are bit-identical for any pool and any number of threads, serial included.
+ */
+BNORM_API void bnorm_set_parallel_for(bnorm_parallel_for_fn parallel_for, void *pool);
 
 /* ------------------------------------------------------------------------------ */
 /* CPU features and ISA dispatch                                                   */

@@ -2,6 +2,10 @@
 
 #include "apply_plan.h"
 #include "dispatch.h"
+#include "parallel.h"
+
+/* Elements per task: large enough that a task costs far more than its dispatch. */
+#define TASK_ELEMENTS ((size_t)32 << 10)
 
 static size_t gcd(size_t a, size_t b)
 {
@@ -126,4 +130,25 @@ void bnorm_apply_plan_run(const bnorm_apply_plan *p, size_t begin, size_t end)
                   m && p->per_item_ab ? m + full : m, p->lo, p->hi, p->flags);
         begin += n;
     }
+}
+
+typedef struct plan_job {
+    const bnorm_apply_plan *plan;
+    size_t per_task, items;
+} plan_job;
+
+static void plan_task(void *context, size_t t)
+{
+    const plan_job *j = context;
+    size_t begin = t * j->per_task;
+    size_t end = j->items - begin < j->per_task ? j->items : begin + j->per_task;
+    bnorm_apply_plan_run(j->plan, begin, end);
+}
+
+void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
+{
+    plan_job j = {plan, TASK_ELEMENTS / plan->len, bnorm_apply_plan_items(plan)};
+    if (j.per_task == 0)
+        j.per_task = 1;
+    bnorm_parallel_run(plan_task, &j, (j.items + j.per_task - 1) / j.per_task);
 }

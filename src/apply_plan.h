@@ -10,7 +10,8 @@
  *     long array: items are rows of a pattern of whole periods, P = a multiple of
  *     lcm(C, 8) >= 64 floats, so small C costs no per-row tail.
  * bnorm_apply_plan_run(plan, begin, end) runs any sub-range of the items; any split
- * of [0, bnorm_apply_plan_items(plan)) gives the same result, bit for bit.
+ * of [0, bnorm_apply_plan_items(plan)) gives the same result, bit for bit, which is
+ * what bnorm_apply_plan_execute relies on to spread the items over threads.
  */
 #ifndef BNORM_APPLY_PLAN_H
 #define BNORM_APPLY_PLAN_H
@@ -59,5 +60,9 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan);
 
 void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end);
+
+/* Runs the whole plan, split into tasks of a fixed number of items (fixed by the
+ * shape) through the host's parallel-for if the calling thread has one. */
+void bnorm_apply_plan_execute(const bnorm_apply_plan *plan);
 
 #endif

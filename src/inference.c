@@ -95,7 +95,7 @@ bnorm_status bnorm_inference_apply_with(const bnorm_kernels *k, const bnorm_shap
     bnorm_apply_plan plan;
     bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, 0, shape->c, scale, shift, NULL,
                           lo, hi, clamp, &pattern);
-    bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+    bnorm_apply_plan_execute(&plan);
     return BNORM_OK;
 }
 
@@ -141,7 +141,7 @@ static bnorm_status inference(const bnorm_kernels *k, const bnorm_shape *shape,
         bnorm_apply_plan plan;
         bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, c0, c1, scale, shift, NULL,
                               lo, hi, clamp, &pattern);
-        bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+        bnorm_apply_plan_execute(&plan);
     }
     return BNORM_OK;
 }

@@ -3,16 +3,16 @@
  * statistics. Composed from the kernel families: moments -> fold -> centered apply
  * (forward); dot -> fold -> two-input apply (backward).
  *
- * Channels are processed in blocks. For channel-contiguous data (NCHW planes) a
- * block holds as many channels as fit in half of L2, so the second pass (apply)
- * finds the block's data still cached and the tensor crosses memory once. Rows
- * (NHWC) use the widest block instead: a narrow block would read whole cache lines
- * for a few floats of each row.
+ * Channels are processed in blocks, one block per task of the host's pool (see
+ * block_channels). For channel-contiguous data (NCHW planes) a block holds as many
+ * channels as fit in half of L2, so the second pass (apply) finds the block's data
+ * still cached and the tensor crosses memory once. For rows (NHWC) a block is a
+ * range of whole cache lines of each row.
  *
  * Summation order is fixed by the shape: each (image, channel) plane is summed from
  * zero and planes are added in image order; rows are summed in chunks of ROW_CHUNK
- * from zero and chunks are added in order. A parallel split along those units
- * reproduces the serial result bit for bit.
+ * from zero and chunks are added in order. A channel's sums never depend on which
+ * block or thread computed them, so results are the same for any pool.
  */
 #include <math.h>
 #include <string.h>
@@ -20,9 +20,10 @@
 #include "apply_plan.h"
 #include "dispatch.h"
 #include "ops.h"
+#include "parallel.h"
 #include "tensor.h"
 
-#define BLOCK 256     /* channels per block: bounds the stack (about 20 KB) */
+#define BLOCK 256     /* channels per block: bounds the stack (about 20 KB per task) */
 #define ROW_CHUNK 256 /* rows summed from zero before they are merged */
 
 /* How a block of channels is laid out, for up to three buffers (x, dy, out). */
@@ -104,13 +105,29 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
     }
 }
 
-/* Channels per block for a pass over m values per channel. */
-static size_t block_channels(const walk *w, size_t m)
+/*
+ * Channels per block (= per task). Planes: as many as fit in half of L2 with their
+ * m values, but at least 8 blocks where C allows, so a pool has work to share.
+ * Rows: a block is a column range of whole cache lines (16 floats), about C / 8
+ * wide. Blocks are balanced: C is cut into equal parts. Every channel's sums are
+ * independent of the blocking, so this choice never changes a result.
+ */
+static size_t block_channels(const walk *w, size_t c, size_t m)
 {
-    if (w->rows)
-        return BLOCK;
-    size_t fit = bnorm_cached_pass_bytes() / (m * sizeof(float));
-    return fit < 1 ? 1 : fit > BLOCK ? BLOCK : fit;
+    size_t fit;
+    if (w->rows) {
+        fit = ((c + 7) / 8 + 15) / 16 * 16;
+    } else {
+        fit = bnorm_cached_pass_bytes() / (m * sizeof(float));
+        if (fit < 1)
+            fit = 1;
+    }
+    if (fit > BLOCK)
+        fit = BLOCK;
+    size_t blocks = (c + fit - 1) / fit;
+    if (!w->rows && blocks < 8)
+        blocks = c < 8 ? c : 8;
+    return (c + blocks - 1) / blocks;
 }
 
 static bnorm_status check_momentum(const bnorm_running_stats *r)
@@ -168,6 +185,77 @@ static bool any_overlap(const region *out, int nout, const region *in, int nin, 
     return false;
 }
 
+typedef struct fwd_job {
+    const bnorm_kernels *kt;
+    const bnorm_shape *shape;
+    const bnorm_geom *gx, *gy;
+    walk w;
+    const float *x;
+    float *y;
+    const float *gamma, *beta;
+    float eps;
+    float *save_mean, *save_invstd;
+    const bnorm_running_stats *running;
+    size_t block;
+    double m;
+} fwd_job;
+
+/* Statistics of channels [c0, c0 + nc), their saved and running values, then y. The
+ * apply pass goes through the pool only when this is the one block (never nested). */
+static void fwd_block(const fwd_job *j, size_t c0, size_t nc, bool parallel_apply)
+{
+    double s1[BLOCK], s2[BLOCK];
+    float k[BLOCK], a[BLOCK], b[BLOCK], mf[BLOCK];
+    bnorm_apply_pattern pattern;
+    double m = j->m;
+    for (size_t i = 0; i < nc; i++)
+        k[i] = j->x[(c0 + i) * j->w.c_stride[0]]; /* the shift: the channel's first value */
+    walk wb = j->w;
+    if (wb.rows)
+        wb.len = nc;
+    else
+        wb.items = nc;
+    reduce_block(j->kt, &wb, j->x + c0 * j->w.c_stride[0], NULL, k, s1, s2);
+    for (size_t i = 0; i < nc; i++) {
+        size_t ch = c0 + i;
+        double d = s1[i] / m, mean = k[i] + d;
+        double var = s2[i] / m - d * d;
+        if (var < 0.0) /* rounding; NaN stays NaN */
+            var = 0.0;
+        double invstd = 1.0 / sqrt(var + j->eps);
+        double gm = j->gamma ? j->gamma[ch] : 1.0;
+        a[i] = (float)(gm * invstd);
+        b[i] = j->beta ? j->beta[ch] : 0.0f;
+        mf[i] = (float)mean;
+        if (j->save_mean)
+            j->save_mean[ch] = (float)mean;
+        if (j->save_invstd)
+            j->save_invstd[ch] = (float)invstd;
+        const bnorm_running_stats *r = j->running;
+        if (r) {
+            bool torch = r->convention == BNORM_MOMENTUM_PYTORCH;
+            double w_new = torch ? r->momentum : 1.0 - r->momentum, w_old = 1.0 - w_new;
+            double v = torch ? var * m / (m - 1.0) : var;
+            r->mean[ch] = (float)(w_old * r->mean[ch] + w_new * mean);
+            r->var[ch] = (float)(w_old * r->var[ch] + w_new * v);
+        }
+    }
+    bnorm_apply_plan plan;
+    bnorm_apply_plan_init(&plan, j->kt, j->shape, j->gx, j->gy, j->x, j->y, c0, c0 + nc, a,
+                          b, mf, -INFINITY, INFINITY, false, &pattern);
+    if (parallel_apply)
+        bnorm_apply_plan_execute(&plan);
+    else
+        bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+}
+
+static void fwd_task(void *context, size_t t)
+{
+    const fwd_job *j = context;
+    size_t c0 = t * j->block, c = j->shape->c;
+    fwd_block(j, c0, c - c0 < j->block ? c - c0 : j->block, false);
+}
+
 bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
                                          const float *x, const bnorm_strides *x_strides,
                                          float *y, const bnorm_strides *y_strides,
@@ -194,52 +282,16 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     if (any_overlap(out, 5, in, 3, 0, same_geom))
         return BNORM_ERR_ALIAS;
 
+    fwd_job j = {kt, shape, &g[0], &g[1], {0}, x, y, gamma, beta, eps, save_mean,
+                 save_invstd, running, 0, (double)shape->n * (double)shape->spatial};
     const bnorm_geom *gw[3] = {&g[0], &g[0], &g[1]};
-    walk w;
-    walk_init(&w, shape, gw, c);
-    double m = (double)shape->n * (double)shape->spatial;
-    size_t block = block_channels(&w, shape->n * shape->spatial);
-    double s1[BLOCK], s2[BLOCK];
-    float k[BLOCK], a[BLOCK], b[BLOCK], mf[BLOCK];
-    bnorm_apply_pattern pattern;
-    for (size_t c0 = 0; c0 < c; c0 += block) {
-        size_t nc = c - c0 < block ? c - c0 : block;
-        for (size_t j = 0; j < nc; j++)
-            k[j] = x[(c0 + j) * w.c_stride[0]]; /* the shift: the channel's first value */
-        walk wb = w;
-        if (wb.rows)
-            wb.len = nc;
-        else
-            wb.items = nc;
-        reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2);
-        for (size_t j = 0; j < nc; j++) {
-            double d = s1[j] / m, mean = k[j] + d;
-            double var = s2[j] / m - d * d;
-            if (var < 0.0) /* rounding; NaN stays NaN */
-                var = 0.0;
-            double invstd = 1.0 / sqrt(var + eps);
-            double gm = gamma ? gamma[c0 + j] : 1.0;
-            a[j] = (float)(gm * invstd);
-            b[j] = beta ? beta[c0 + j] : 0.0f;
-            mf[j] = (float)mean;
-            if (save_mean)
-                save_mean[c0 + j] = (float)mean;
-            if (save_invstd)
-                save_invstd[c0 + j] = (float)invstd;
-            if (running) {
-                bool torch = running->convention == BNORM_MOMENTUM_PYTORCH;
-                double mom = running->momentum;
-                double w_new = torch ? mom : 1.0 - mom, w_old = 1.0 - w_new;
-                double v = torch ? var * m / (m - 1.0) : var;
-                running->mean[c0 + j] = (float)(w_old * running->mean[c0 + j] + w_new * mean);
-                running->var[c0 + j] = (float)(w_old * running->var[c0 + j] + w_new * v);
-            }
-        }
-        bnorm_apply_plan plan;
-        bnorm_apply_plan_init(&plan, kt, shape, &g[0], &g[1], x, y, c0, c0 + nc, a, b, mf,
-                              -INFINITY, INFINITY, false, &pattern);
-        bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
-    }
+    walk_init(&j.w, shape, gw, c);
+    j.block = block_channels(&j.w, c, shape->n * shape->spatial);
+    size_t blocks = (c + j.block - 1) / j.block;
+    if (blocks == 1)
+        fwd_block(&j, 0, c, true);
+    else
+        bnorm_parallel_run(fwd_task, &j, blocks);
     return BNORM_OK;
 }
 
@@ -272,6 +324,49 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
     }
 }
 
+typedef struct bwd_job {
+    const bnorm_kernels *kt;
+    walk w;
+    const float *x, *dy;
+    float *dx;
+    const float *gamma, *save_mean, *save_invstd;
+    float *dgamma, *dbeta;
+    size_t c, block;
+    double m;
+} bwd_job;
+
+/* Sums of one block of channels, dgamma and dbeta, then dx. */
+static void bwd_task(void *context, size_t t)
+{
+    const bwd_job *j = context;
+    size_t c0 = t * j->block, nc = j->c - c0 < j->block ? j->c - c0 : j->block;
+    double sdy[BLOCK], sdyx[BLOCK];
+    float a[BLOCK], b[BLOCK], k[BLOCK];
+    double m = j->m;
+    walk wb = j->w;
+    if (wb.rows)
+        wb.len = nc;
+    else
+        wb.items = nc;
+    const float *xb = j->x + c0 * j->w.c_stride[0], *dyb = j->dy + c0 * j->w.c_stride[1];
+    reduce_block(j->kt, &wb, xb, dyb, j->save_mean + c0, sdy, sdyx);
+    for (size_t i = 0; i < nc; i++) {
+        size_t ch = c0 + i;
+        double is = j->save_invstd[ch], gm = j->gamma ? j->gamma[ch] : 1.0;
+        double dg = sdyx[i] * is;
+        if (j->dgamma)
+            j->dgamma[ch] = (float)dg;
+        if (j->dbeta)
+            j->dbeta[ch] = (float)sdy[i];
+        a[i] = (float)(gm * is);
+        b[i] = (float)(-gm * is * is * dg / m);
+        k[i] = (float)(-gm * is * sdy[i] / m);
+    }
+    if (j->dx)
+        apply2_block(j->kt, &wb, xb, dyb, j->dx + c0 * j->w.c_stride[2], a, b,
+                     j->save_mean + c0, k);
+}
+
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
                                           const float *x, const bnorm_strides *x_strides,
                                           const float *dy, const bnorm_strides *dy_strides,
@@ -296,36 +391,12 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
     if (any_overlap(out, 3, in, 5, 0, same_geom))
         return BNORM_ERR_ALIAS;
 
+    bwd_job j = {kt, {0}, x, dy, dx, gamma, save_mean, save_invstd, dgamma, dbeta, c, 0,
+                 (double)shape->n * (double)shape->spatial};
     const bnorm_geom *gw[3] = {&g[0], &g[1], &g[2]};
-    walk w;
-    walk_init(&w, shape, gw, c);
-    double m = (double)shape->n * (double)shape->spatial;
-    size_t block = block_channels(&w, shape->n * shape->spatial);
-    double sdy[BLOCK], sdyx[BLOCK];
-    float a[BLOCK], b[BLOCK], k[BLOCK];
-    for (size_t c0 = 0; c0 < c; c0 += block) {
-        size_t nc = c - c0 < block ? c - c0 : block;
-        walk wb = w;
-        if (wb.rows)
-            wb.len = nc;
-        else
-            wb.items = nc;
-        const float *xb = x + c0 * w.c_stride[0], *dyb = dy + c0 * w.c_stride[1];
-        reduce_block(kt, &wb, xb, dyb, save_mean + c0, sdy, sdyx);
-        for (size_t j = 0; j < nc; j++) {
-            double is = save_invstd[c0 + j], gm = gamma ? gamma[c0 + j] : 1.0;
-            double dg = sdyx[j] * is;
-            if (dgamma)
-                dgamma[c0 + j] = (float)dg;
-            if (dbeta)
-                dbeta[c0 + j] = (float)sdy[j];
-            a[j] = (float)(gm * is);
-            b[j] = (float)(-gm * is * is * dg / m);
-            k[j] = (float)(-gm * is * sdy[j] / m);
-        }
-        if (dx)
-            apply2_block(kt, &wb, xb, dyb, dx + c0 * w.c_stride[2], a, b, save_mean + c0, k);
-    }
+    walk_init(&j.w, shape, gw, c);
+    j.block = block_channels(&j.w, c, shape->n * shape->spatial);
+    bnorm_parallel_run(bwd_task, &j, (c + j.block - 1) / j.block);
     return BNORM_OK;
 }
 

@@ -1,0 +1,11 @@
+/* Running tasks through the host's parallel-for, if this thread set one (internal). */
+#ifndef BNORM_PARALLEL_H
+#define BNORM_PARALLEL_H
+
+#include "bnorm.h"
+
+/* task(context, i) for every i in [0, range): through the calling thread's
+ * parallel-for when it has one and range > 1, else in order on this thread. */
+void bnorm_parallel_run(bnorm_task_fn task, void *context, size_t range);
+
+#endif

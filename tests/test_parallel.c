@@ -1,0 +1,187 @@
+/*
+ * Host-driven parallelism: every operation gives bit-identical results serially, through
+ * a pool of 1, 2, 4 or 16 OpenMP threads, through pthreadpool, and with a parallel-for
+ * that runs the tasks in reverse order; every kernel table this CPU can run.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conformance.h"
+#include "ops.h"
+#if BNORM_TEST_OPENMP
+#include "bnorm_openmp.h"
+#endif
+#if BNORM_TEST_PTHREADPOOL
+#include <pthreadpool.h>
+
+#include "bnorm_pthreadpool.h"
+#endif
+
+#define SEED 0x9a7a11e1ull
+
+/* Runs the tasks last to first on this thread, and counts the calls. */
+static size_t reverse_ranges;
+static void reverse_parallel_for(void *pool, bnorm_task_fn task, void *context,
+                                 size_t range)
+{
+    (void)pool;
+    reverse_ranges++;
+    for (size_t i = range; i-- > 0;)
+        task(context, i);
+}
+
+/* Every output of every operation on one shape, into one buffer. */
+typedef struct outputs {
+    float *buf;
+    size_t count;
+} outputs;
+
+static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *x,
+                    const float *dy, const float *params, outputs *o)
+{
+    size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
+    float *p = o->buf;
+    const float *gamma = params, *beta = params + c, *mean = params + 2 * c;
+    const float *var = params + 3 * c;
+    bnorm_activation relu = {BNORM_ACT_RELU, 0, 0};
+    cr_assert_eq(bnorm_inference_apply_with(k, sh, x, NULL, p, NULL, gamma, beta, &relu),
+                 BNORM_OK);
+    p += n;
+    cr_assert_eq(bnorm_inference_with(k, sh, x, NULL, p, NULL, gamma, beta, mean, var,
+                                      1e-5f, NULL),
+                 BNORM_OK);
+    p += n;
+    float *smean = p + n, *sinv = p + n + c, *rmean = p + n + 2 * c, *rvar = p + n + 3 * c;
+    memcpy(rmean, mean, c * sizeof(float));
+    memcpy(rvar, var, c * sizeof(float));
+    bnorm_running_stats run = {rmean, rvar, 0.1f, BNORM_MOMENTUM_PYTORCH};
+    cr_assert_eq(bnorm_training_forward_with(k, sh, x, NULL, p, NULL, gamma, beta, 1e-5f,
+                                             smean, sinv, &run),
+                 BNORM_OK);
+    p += n + 4 * c;
+    cr_assert_eq(bnorm_training_backward_with(k, sh, x, NULL, dy, NULL, gamma, smean, sinv,
+                                              p, NULL, p + n, p + n + c),
+                 BNORM_OK);
+    p += n + 2 * c;
+    cr_assert_eq(bnorm_frozen_backward_with(k, sh, dy, NULL, gamma, var, 1e-5f, p, NULL),
+                 BNORM_OK);
+    p += n;
+    o->count = (size_t)(p - o->buf);
+}
+
+static const bnorm_shape shapes[] = {
+    {2, 64, 28 * 28, BNORM_NCHW}, {2, 64, 28 * 28, BNORM_NHWC}, {1, 3, 50 * 50, BNORM_NHWC},
+    {1, 3, 112 * 112, BNORM_NCHW}, {256, 64, 1, BNORM_NCHW}, {8, 1000, 1, BNORM_NHWC},
+    {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},
+};
+
+typedef void (*configure_fn)(int variant);
+
+/* Compares every output under each configuration with the serial run. */
+static void check_identical(const char *what, configure_fn configure, int variants)
+{
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    bnorm_rng r;
+    bnorm_rng_init(&r, SEED);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const bnorm_shape *sh = &shapes[si];
+        size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
+        size_t total = 6 * n + 10 * c;
+        float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
+        float *params = malloc(4 * c * sizeof(float));
+        outputs serial = {malloc(total * sizeof(float)), 0};
+        outputs par = {malloc(total * sizeof(float)), 0};
+        cr_assert(x && dy && params && serial.buf && par.buf);
+        for (size_t i = 0; i < n; i++) {
+            x[i] = (float)(10.0 + bnorm_rng_normal(&r));
+            dy[i] = (float)bnorm_rng_normal(&r);
+        }
+        for (size_t i = 0; i < 3 * c; i++)
+            params[i] = (float)bnorm_rng_normal(&r);
+        for (size_t i = 0; i < c; i++)
+            params[3 * c + i] = (float)(0.5 + bnorm_rng_uniform(&r));
+        for (size_t t = 0; t < nt; t++) {
+            if (!tables[t].runnable)
+                continue;
+            bnorm_set_parallel_for(NULL, NULL);
+            run_all(tables[t].k, sh, x, dy, params, &serial);
+            for (int v = 0; v < variants; v++) {
+                memset(par.buf, 0, total * sizeof(float));
+                configure(v);
+                run_all(tables[t].k, sh, x, dy, params, &par);
+                bnorm_set_parallel_for(NULL, NULL);
+                cr_assert_eq(par.count, serial.count);
+                cr_expect(memcmp(par.buf, serial.buf, serial.count * sizeof(float)) == 0,
+                          "%s variant %d [%s] shape %zux%zux%zu %s: results differ from "
+                          "the serial run",
+                          what, v, tables[t].label, sh->n, sh->c, sh->spatial,
+                          sh->layout == BNORM_NCHW ? "nchw" : "nhwc");
+            }
+        }
+        free(x), free(dy), free(params), free(serial.buf), free(par.buf);
+    }
+}
+
+static void configure_reverse(int variant)
+{
+    (void)variant;
+    bnorm_set_parallel_for(reverse_parallel_for, NULL);
+}
+
+Test(parallel, reverse_order_is_identical)
+{
+    reverse_ranges = 0;
+    check_identical("reverse order", configure_reverse, 1);
+    /* The work really was split: otherwise this test proves nothing. */
+    cr_expect(reverse_ranges > 0, "no operation split its work into tasks");
+}
+
+#if BNORM_TEST_OPENMP
+static int omp_threads[] = {1, 2, 4, 16};
+
+static void configure_openmp(int variant)
+{
+    bnorm_set_parallel_for(bnorm_openmp_parallel_for, &omp_threads[variant]);
+}
+
+Test(parallel, openmp_thread_counts_are_identical)
+{
+    check_identical("openmp", configure_openmp, 4);
+}
+#endif
+
+#if BNORM_TEST_PTHREADPOOL
+static pthreadpool_t pools[2];
+
+static void configure_pthreadpool(int variant)
+{
+    bnorm_set_parallel_for(bnorm_pthreadpool_parallel_for, pools[variant]);
+}
+
+Test(parallel, pthreadpool_is_identical)
+{
+    pools[0] = pthreadpool_create(2);
+    pools[1] = pthreadpool_create(4);
+    cr_assert(pools[0] && pools[1]);
+    check_identical("pthreadpool", configure_pthreadpool, 2);
+    pthreadpool_destroy(pools[0]);
+    pthreadpool_destroy(pools[1]);
+}
+#endif
+
+Test(parallel, setting_is_per_thread_and_clearable)
+{
+    reverse_ranges = 0;
+    bnorm_set_parallel_for(reverse_parallel_for, NULL);
+    bnorm_set_parallel_for(NULL, NULL);
+    float x[4096], y[4096], s[64], b[64];
+    for (int i = 0; i < 4096; i++)
+        x[i] = (float)i;
+    for (int i = 0; i < 64; i++)
+        s[i] = 1.0f, b[i] = 0.0f;
+    bnorm_shape sh = {1, 64, 64, BNORM_NCHW};
+    cr_assert_eq(bnorm_inference_apply(&sh, x, NULL, y, NULL, s, b, NULL), BNORM_OK);
+    cr_expect_eq(reverse_ranges, 0, "a cleared parallel-for was still used");
+}
