@@ -108,7 +108,7 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
 /*
  * Channels per block (= per task). Planes: as many as fit in half of L2 with their
  * m values, but at least 8 blocks where C allows, so a pool has work to share.
- * Rows: a block is a column range of whole cache lines (16 floats), about C / 8
+ * Rows: a block is a column range of whole groups of 4 cache lines (64 floats), about C / 8
  * wide. Blocks are balanced: C is cut into equal parts. Every channel's sums are
  * independent of the blocking, so this choice never changes a result.
  */
@@ -116,7 +116,7 @@ static size_t block_channels(const walk *w, size_t c, size_t m)
 {
     size_t fit;
     if (w->rows) {
-        fit = ((c + 7) / 8 + 15) / 16 * 16;
+        fit = ((c + 7) / 8 + 63) / 64 * 64;
     } else {
         fit = bnorm_cached_pass_bytes() / (m * sizeof(float));
         if (fit < 1)
