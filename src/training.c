@@ -108,8 +108,8 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
 /*
  * Channels per block (= per task). Planes: as many as fit in half of L2 with their
  * m values, but at least 8 blocks where C allows, so a pool has work to share.
- * Rows: a block is a column range of whole groups of 4 cache lines (64 floats), about C / 8
- * wide. Blocks are balanced: C is cut into equal parts. Every channel's sums are
+ * Rows: a block is a column range of whole groups of 4 cache lines (64 floats),
+ * about C / 8 wide. Blocks are balanced: C is cut into equal parts. Every channel's sums are
  * independent of the blocking, so this choice never changes a result.
  */
 static size_t block_channels(const walk *w, size_t c, size_t m)
