@@ -10,11 +10,11 @@
  * Every combination of the three flags is its own specialization, so no flag test
  * reaches an inner loop.
  */
-#include <immintrin.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels.h"
+#include "x86_compat.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 

@@ -9,11 +9,11 @@
  * element of dy is loaded before the store of the same element of dx, so dx == dy
  * is safe.
  */
-#include <immintrin.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels.h"
+#include "x86_compat.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 

@@ -16,11 +16,11 @@
  *   loads and stores of x, k, s1 and s2). Every s1[i], s2[i] receives the rows in
  *   order, exactly as the contract's sequential definition.
  */
-#include <immintrin.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels.h"
+#include "x86_compat.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 

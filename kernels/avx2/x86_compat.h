@@ -1,0 +1,56 @@
+/* x86 intrinsics: the real ones on x86 (built with -mavx2 -mfma), SIMDe's translation
+ * elsewhere, so the same AVX2 source is built and tested on aarch64 (the mirror of
+ * neon_compat.h). */
+#ifndef BNORM_X86_COMPAT_H
+#define BNORM_X86_COMPAT_H
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#else
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx2.h>
+#include <simde/x86/fma.h>
+
+/*
+ * vmaskmov loads never touch memory outside the mask (no fault, no read), and the
+ * kernels count on that for tails that end at the last element of a buffer. SIMDe
+ * (0.7.4) emulates a masked load as a full load followed by an AND, which reads past
+ * the end: on this path the masked loads read only the selected lanes. (SIMDe's
+ * masked stores already write lane by lane.)
+ */
+#define BNORM_MASKLOAD(name, vec, ivec, elem, ielem, lanes, mask_bit)                \
+    static inline vec bnorm_##name(const elem *p, ivec mask)                        \
+    {                                                                               \
+        ielem m[lanes];                                                             \
+        elem v[lanes];                                                              \
+        memcpy(m, &mask, sizeof m);                                                 \
+        for (size_t i = 0; i < lanes; i++)                                          \
+            v[i] = (m[i] & (mask_bit)) ? p[i] : (elem)0;                           \
+        vec r;                                                                      \
+        memcpy(&r, v, sizeof r);                                                    \
+        return r;                                                                   \
+    }
+BNORM_MASKLOAD(mm_maskload_ps, simde__m128, simde__m128i, float, uint32_t, 4,
+               UINT32_C(1) << 31)
+BNORM_MASKLOAD(mm256_maskload_ps, simde__m256, simde__m256i, float, uint32_t, 8,
+               UINT32_C(1) << 31)
+BNORM_MASKLOAD(mm_maskload_pd, simde__m128d, simde__m128i, double, uint64_t, 2,
+               UINT64_C(1) << 63)
+BNORM_MASKLOAD(mm256_maskload_pd, simde__m256d, simde__m256i, double, uint64_t, 4,
+               UINT64_C(1) << 63)
+#undef BNORM_MASKLOAD
+#undef _mm_maskload_ps
+#undef _mm256_maskload_ps
+#undef _mm_maskload_pd
+#undef _mm256_maskload_pd
+#define _mm_maskload_ps(p, mask) bnorm_mm_maskload_ps((const float *)(p), mask)
+#define _mm256_maskload_ps(p, mask) bnorm_mm256_maskload_ps((const float *)(p), mask)
+#define _mm_maskload_pd(p, mask) bnorm_mm_maskload_pd((const double *)(p), mask)
+#define _mm256_maskload_pd(p, mask) bnorm_mm256_maskload_pd((const double *)(p), mask)
+#endif
+
+#endif
