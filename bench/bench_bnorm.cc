@@ -1,6 +1,8 @@
 // bnorm's rows: every operation with every kernel table this CPU runs natively (the
 // conformance harness's list, SIMDe translations left out), both layouts.
 //
+// apply              bnorm_inference_apply_with: scale and shift folded once outside
+//                    the timed loop, as an engine does (gamma, beta stand in for them)
 // inference*         bnorm_inference_with: the fold from running statistics and the
 //                    apply, the same inputs oneDNN's inference takes
 // training_forward   bnorm_training_forward_with: batch statistics, saved mean and
@@ -66,6 +68,9 @@ bnorm_status run_once(const bnorm_kernels *k, const OpInfo &op, const bnorm_shap
                       Tensors *t, const bnorm_activation &act)
 {
     switch (op.op) {
+    case Op::apply:
+        return bnorm_inference_apply_with(k, &sh, t->buf[0], nullptr, t->buf[1], nullptr,
+                                          t->gamma, t->beta, &act);
     case Op::training_forward:
         return bnorm_training_forward_with(k, &sh, t->buf[0], nullptr, t->buf[1], nullptr,
                                            t->gamma, t->beta, 1e-5f, t->out_c1,

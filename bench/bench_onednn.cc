@@ -218,7 +218,9 @@ void register_onednn(const Shape &shape, bool full)
     if (bnorm_cpu_features() & BNORM_CPU_AVX512F)
         fmts.push_back(Fmt::nChw16c);
     for (const OpInfo &op : ops()) {
-        if ((!full && !op.quick) || !op_applies(op.op, shape) ||
+        // No pre-folded form in oneDNN (the report compares apply with its
+        // inference); no fused clamp.
+        if ((!full && !op.quick) || !op_applies(op.op, shape) || op.op == Op::apply ||
             op.op == Op::inference_relu6)
             continue;
         for (Fmt f : fmts) {

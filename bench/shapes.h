@@ -70,7 +70,14 @@ inline std::string shape_name(const Shape &s)
 
 // ---- operations ---------------------------------------------------------------------
 
-enum class Op { inference, inference_relu, inference_relu6, training_forward, training_backward };
+enum class Op {
+    apply,
+    inference,
+    inference_relu,
+    inference_relu6,
+    training_forward,
+    training_backward
+};
 
 struct OpInfo {
     Op op;
@@ -87,6 +94,7 @@ struct OpInfo {
 inline const std::vector<OpInfo> &ops()
 {
     static const std::vector<OpInfo> list = {
+        {Op::apply, "apply", 8, 2, true},
         {Op::inference, "inference", 8, 2, true},
         {Op::inference_relu, "inference_relu", 8, 2, false},
         {Op::inference_relu6, "inference_relu6", 8, 2, false},
