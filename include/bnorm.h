@@ -212,6 +212,63 @@ BNORM_API bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
                                        const bnorm_activation *act);
 
 /* ------------------------------------------------------------------------------ */
+/* Folding into weights                                                            */
+/* ------------------------------------------------------------------------------ */
+
+/** Memory order of a convolution's or linear layer's weights. */
+typedef enum bnorm_weight_layout {
+    /** Output channel outermost: weights[o * per_channel + k]. PyTorch and ONNX
+     *  convolutions (OIHW, OIDHW, grouped: O x I/groups x H x W) and linear layers
+     *  (O x I). */
+    BNORM_WEIGHTS_OC_MAJOR = 0,
+    /** Output channel innermost: weights[k * out_channels + o]. TensorFlow/Keras
+     *  convolutions (HWIO; depthwise HWCM with out_channels = C * M) and dense
+     *  layers (I x O). */
+    BNORM_WEIGHTS_OC_LAST = 1,
+} bnorm_weight_layout;
+
+/**
+ * Fold an inference batch norm that follows a convolution or linear layer into that
+ * layer's weights and bias, so that the layer alone computes layer-then-BN:
+ *   s[o]       = gamma[o] / sqrt(var[o] + eps),
+ *   w'[o][k]   = w[o][k] * s[o]                          (weights, in place),
+ *   bias_out[o] = (bias_in[o] - mean[o]) * s[o] + beta[o],
+ * each value computed in double precision and rounded to float once. With
+ * bias_in == NULL, bias_out equals bnorm_fold's shift and a weight of 1 becomes its
+ * scale, bit for bit.
+ *
+ * @param layout        BNORM_WEIGHTS_OC_MAJOR or BNORM_WEIGHTS_OC_LAST
+ * @param out_channels  output channels of the layer (the batch norm's C), >= 1
+ * @param per_channel   weights per output channel (I * H * W; I for a linear
+ *                      layer), >= 1
+ * @param weights       out_channels * per_channel floats, read and rewritten in
+ *                      place (copy them first to keep the originals)
+ * @param bias_in       out_channels floats, or NULL for a layer without bias (0)
+ * @param bias_out      out_channels floats written; may be bias_in itself (in place)
+ * @param gamma         out_channels floats, or NULL for gamma = 1
+ * @param beta          out_channels floats, or NULL for beta = 0
+ * @param mean          out_channels floats (running mean), required
+ * @param var           out_channels floats (running variance), required; each >= 0
+ *                      or NaN
+ * @param eps           added to the variance; finite and >= 0
+ * @return BNORM_OK;
+ *   BNORM_ERR_NULL_POINTER if weights, bias_out, mean or var is NULL;
+ *   BNORM_ERR_BAD_ENUM if layout is not defined;
+ *   BNORM_ERR_BAD_SHAPE if out_channels or per_channel is 0;
+ *   BNORM_ERR_OVERFLOW if the weights take more than PTRDIFF_MAX bytes;
+ *   BNORM_ERR_BAD_VALUE if eps is NaN, infinite or negative, or some var[o] < 0;
+ *   BNORM_ERR_ALIAS if weights overlap any other argument, or bias_out overlaps
+ *   gamma, beta, mean, var, or bias_in other than being equal to it.
+ * A NaN in an input gives NaN in the outputs of that channel that depend on it.
+ */
+BNORM_API bnorm_status bnorm_fold_into_weights(bnorm_weight_layout layout,
+                                               size_t out_channels, size_t per_channel,
+                                               float *weights, const float *bias_in,
+                                               float *bias_out, const float *gamma,
+                                               const float *beta, const float *mean,
+                                               const float *var, float eps);
+
+/* ------------------------------------------------------------------------------ */
 /* Training                                                                        */
 /* ------------------------------------------------------------------------------ */
 
