@@ -1,4 +1,5 @@
-/*
+/**
+ * @file bnorm.h
  * bnorm: SIMD batch-normalization kernels for CPUs.
  *
  * One header, one library, a plain C ABI. No function allocates memory, prints,
@@ -37,24 +38,26 @@ extern "C" {
 /* Version                                                                         */
 /* ------------------------------------------------------------------------------ */
 
-#define BNORM_VERSION_MAJOR 0
-#define BNORM_VERSION_MINOR 1
-#define BNORM_VERSION_PATCH 0
+#define BNORM_VERSION_MAJOR 0 /**< Major version of this header. */
+#define BNORM_VERSION_MINOR 1 /**< Minor version of this header. */
+#define BNORM_VERSION_PATCH 0 /**< Patch level of this header. */
 /** The version as one number: major * 10000 + minor * 100 + patch. */
 #define BNORM_VERSION \
     (BNORM_VERSION_MAJOR * 10000 + BNORM_VERSION_MINOR * 100 + BNORM_VERSION_PATCH)
 
-/** The version of the library linked at run time, encoded as BNORM_VERSION. */
+/** @return the version of the library linked at run time, encoded as BNORM_VERSION. */
 BNORM_API unsigned bnorm_version(void);
 
-/** The version of the library linked at run time as "major.minor.patch". */
+/** @return the version of the library linked at run time as "major.minor.patch". */
 BNORM_API const char *bnorm_version_string(void);
 
 /* ------------------------------------------------------------------------------ */
 /* Status codes                                                                    */
 /* ------------------------------------------------------------------------------ */
 
+/** What every function that can fail returns: BNORM_OK, or why it did nothing. */
 typedef enum bnorm_status {
+    /** Success. */
     BNORM_OK = 0,
     /** A required pointer argument is NULL. */
     BNORM_ERR_NULL_POINTER = 1,
@@ -77,14 +80,17 @@ typedef enum bnorm_status {
     BNORM_ERR_UNSUPPORTED_ISA = 9,
 } bnorm_status;
 
-/** A constant, human-readable name for a status ("BNORM_OK", ...); "unknown status"
- *  for a value this version does not define. Never NULL. */
+/** The name of a status, for messages.
+ *  @param status  any value
+ *  @return a constant, human-readable name ("BNORM_OK", ...); "unknown status" for
+ *  a value this version does not define. Never NULL. */
 BNORM_API const char *bnorm_status_name(bnorm_status status);
 
 /* ------------------------------------------------------------------------------ */
 /* Tensors                                                                         */
 /* ------------------------------------------------------------------------------ */
 
+/** Memory order of a tensor. */
 typedef enum bnorm_layout {
     /** Channel-major: the `spatial` values of one (image, channel) are contiguous. */
     BNORM_NCHW = 0,
@@ -110,14 +116,15 @@ typedef struct bnorm_shape {
  *    (C - 1) * inner + spatial for NCHW and (spatial - 1) * inner + C for NHWC.
  */
 typedef struct bnorm_strides {
-    size_t inner;
-    size_t batch;
+    size_t inner; /**< NCHW: distance between channel planes; NHWC: between pixels */
+    size_t batch; /**< distance between images */
 } bnorm_strides;
 
 /* ------------------------------------------------------------------------------ */
 /* Activations                                                                     */
 /* ------------------------------------------------------------------------------ */
 
+/** Activation kinds (see bnorm_activation). */
 typedef enum bnorm_act_kind {
     BNORM_ACT_NONE = 0,  /**< y = v */
     BNORM_ACT_RELU = 1,  /**< y = max(v, 0) */
@@ -131,7 +138,7 @@ typedef enum bnorm_act_kind {
  * Passing NULL where an activation is taken means BNORM_ACT_NONE.
  */
 typedef struct bnorm_activation {
-    bnorm_act_kind kind;
+    bnorm_act_kind kind; /**< which activation */
     float lo; /**< clamp only: lower bound, not NaN, may be -INFINITY */
     float hi; /**< clamp only: upper bound, not NaN, >= lo, may be +INFINITY */
 } bnorm_activation;
@@ -200,9 +207,11 @@ BNORM_API bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const flo
  * computed as bnorm_fold followed by bnorm_inference_apply, without allocating
  * (channels are folded in blocks on the stack).
  *
- * Parameters are those of bnorm_fold and bnorm_inference_apply; gamma and beta may
- * be NULL. Returns every status either of them returns, under the same conditions;
- * y may not overlap gamma, beta, mean or var.
+ * @param shape, x, x_strides, y, y_strides, act  as for bnorm_inference_apply
+ * @param gamma, beta, mean, var, eps            as for bnorm_fold (gamma and beta may
+ *                                               be NULL)
+ * @return every status either bnorm_fold or bnorm_inference_apply returns, under the
+ *   same conditions; y may not overlap gamma, beta, mean or var.
  */
 BNORM_API bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
                                        const bnorm_strides *x_strides, float *y,
@@ -288,7 +297,7 @@ typedef struct bnorm_running_stats {
     float *mean;        /**< C floats, read and written */
     float *var;         /**< C floats, read and written */
     float momentum;     /**< in [0, 1], meaning set by convention */
-    bnorm_momentum_convention convention;
+    bnorm_momentum_convention convention; /**< how momentum is applied */
 } bnorm_running_stats;
 
 /**
@@ -405,38 +414,50 @@ enum {
     BNORM_CPU_ASIMDHP = 1u << 17, /**< aarch64 fp16 arithmetic */
 };
 
-/** The features detected on this CPU, a set of BNORM_CPU_* bits. */
+/** @return the features detected on this CPU, a set of BNORM_CPU_* bits. */
 BNORM_API uint32_t bnorm_cpu_features(void);
 
-/** The name of one BNORM_CPU_* bit ("avx2", ...), or NULL if it is not one. */
+/** The name of a CPU feature.
+ *  @param feature  one BNORM_CPU_* bit
+ *  @return its name ("avx2", ...), or NULL if feature is not one BNORM_CPU_* bit. */
 BNORM_API const char *bnorm_cpu_feature_name(uint32_t feature);
 
-/** The lower-case name of an ISA ("scalar", "avx2", "neon"), or NULL if isa is not
+/** The name of an ISA.
+ *  @param isa  any value
+ *  @return its lower-case name ("scalar", "avx2", "neon"), or NULL if isa is not
  *  defined. */
 BNORM_API const char *bnorm_isa_name(bnorm_isa isa);
 
 /**
  * Look up an ISA by its name (as bnorm_isa_name gives it, case-sensitive).
+ * @param name  the name
+ * @param isa   where the ISA is written
  * @return BNORM_OK and *isa set; BNORM_ERR_NULL_POINTER if name or isa is NULL;
  *   BNORM_ERR_UNKNOWN_ISA if no ISA has that name (*isa is not written).
  */
 BNORM_API bnorm_status bnorm_isa_from_name(const char *name, bnorm_isa *isa);
 
-/** 1 if this library contains kernels for isa, else 0. */
+/** Whether this library contains kernels for an ISA.
+ *  @param isa  any value
+ *  @return 1 if this library contains kernels for isa, else 0. */
 BNORM_API int bnorm_isa_compiled(bnorm_isa isa);
 
-/** 1 if isa is compiled in and this CPU can run it, else 0. */
+/** Whether an ISA can run here.
+ *  @param isa  any value
+ *  @return 1 if isa is compiled in and this CPU can run it, else 0. */
 BNORM_API int bnorm_isa_supported(bnorm_isa isa);
 
 /**
  * The ISA whose kernels run now. On first use the library picks the best supported
  * ISA, or the one the environment variable BNORM_ISA names if that one is supported
  * (see bnorm_env_isa_status). Thread-safe.
+ * @return the active ISA
  */
 BNORM_API bnorm_isa bnorm_active_isa(void);
 
 /**
  * Make isa the active ISA for all threads, from the next operation on.
+ * @param isa  the ISA to use
  * @return BNORM_OK; BNORM_ERR_BAD_ENUM if isa is not defined;
  *   BNORM_ERR_UNSUPPORTED_ISA if it is not compiled in or this CPU cannot run it
  *   (the active ISA is then unchanged).
@@ -444,10 +465,11 @@ BNORM_API bnorm_isa bnorm_active_isa(void);
 BNORM_API bnorm_status bnorm_set_isa(bnorm_isa isa);
 
 /**
- * What became of the BNORM_ISA environment variable when the library initialized:
- * BNORM_OK if it was unset, empty, or applied; BNORM_ERR_UNKNOWN_ISA if it names no
- * ISA; BNORM_ERR_UNSUPPORTED_ISA if it names one this build or CPU cannot run. In the
- * two error cases the variable was ignored and the best supported ISA is active.
+ * What became of the BNORM_ISA environment variable when the library initialized.
+ * @return BNORM_OK if it was unset, empty, or applied; BNORM_ERR_UNKNOWN_ISA if it
+ * names no ISA; BNORM_ERR_UNSUPPORTED_ISA if it names one this build or CPU cannot
+ * run. In the two error cases the variable was ignored and the best supported ISA is
+ * active.
  */
 BNORM_API bnorm_status bnorm_env_isa_status(void);
 
