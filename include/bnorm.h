@@ -239,8 +239,8 @@ typedef enum bnorm_weight_layout {
 /**
  * Fold an inference batch norm that follows a convolution or linear layer into that
  * layer's weights and bias, so that the layer alone computes layer-then-BN:
- *   s[o]       = gamma[o] / sqrt(var[o] + eps),
- *   w'[o][k]   = w[o][k] * s[o]                          (weights, in place),
+ *   s[o]        = gamma[o] / sqrt(var[o] + eps),
+ *   w'[o][k]    = w[o][k] * s[o]                       (weights, in place),
  *   bias_out[o] = (bias_in[o] - mean[o]) * s[o] + beta[o],
  * each value computed in double precision and rounded to float once. With
  * bias_in == NULL, bias_out equals bnorm_fold's shift and a weight of 1 becomes its
