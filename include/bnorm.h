@@ -1,4 +1,5 @@
-/*
+/**
+ * @file bnorm.h
  * bnorm: SIMD batch-normalization kernels for CPUs.
  *
  * One header, one library, a plain C ABI. No function allocates memory, prints,
@@ -38,24 +39,26 @@ extern "C" {
 /* Version                                                                         */
 /* ------------------------------------------------------------------------------ */
 
-#define BNORM_VERSION_MAJOR 0
-#define BNORM_VERSION_MINOR 1
-#define BNORM_VERSION_PATCH 0
+#define BNORM_VERSION_MAJOR 0 /**< Major version of this header. */
+#define BNORM_VERSION_MINOR 1 /**< Minor version of this header. */
+#define BNORM_VERSION_PATCH 0 /**< Patch level of this header. */
 /** The version as one number: major * 10000 + minor * 100 + patch. */
 #define BNORM_VERSION \
     (BNORM_VERSION_MAJOR * 10000 + BNORM_VERSION_MINOR * 100 + BNORM_VERSION_PATCH)
 
-/** The version of the library linked at run time, encoded as BNORM_VERSION. */
+/** @return the version of the library linked at run time, encoded as BNORM_VERSION. */
 BNORM_API unsigned bnorm_version(void);
 
-/** The version of the library linked at run time as "major.minor.patch". */
+/** @return the version of the library linked at run time as "major.minor.patch". */
 BNORM_API const char *bnorm_version_string(void);
 
 /* ------------------------------------------------------------------------------ */
 /* Status codes                                                                    */
 /* ------------------------------------------------------------------------------ */
 
+/** What every function that can fail returns: BNORM_OK, or why it did nothing. */
 typedef enum bnorm_status {
+    /** Success. */
     BNORM_OK = 0,
     /** A required pointer argument is NULL. */
     BNORM_ERR_NULL_POINTER = 1,
@@ -78,14 +81,17 @@ typedef enum bnorm_status {
     BNORM_ERR_UNSUPPORTED_ISA = 9,
 } bnorm_status;
 
-/** A constant, human-readable name for a status ("BNORM_OK", ...); "unknown status"
- *  for a value this version does not define. Never NULL. */
+/** The name of a status, for messages.
+ *  @param status  any value
+ *  @return a constant, human-readable name ("BNORM_OK", ...); "unknown status" for
+ *  a value this version does not define. Never NULL. */
 BNORM_API const char *bnorm_status_name(bnorm_status status);
 
 /* ------------------------------------------------------------------------------ */
 /* Tensors                                                                         */
 /* ------------------------------------------------------------------------------ */
 
+/** Memory order of a tensor. */
 typedef enum bnorm_layout {
     /** Channel-major: the `spatial` values of one (image, channel) are contiguous. */
     BNORM_NCHW = 0,
@@ -111,14 +117,15 @@ typedef struct bnorm_shape {
  *    (C - 1) * inner + spatial for NCHW and (spatial - 1) * inner + C for NHWC.
  */
 typedef struct bnorm_strides {
-    size_t inner;
-    size_t batch;
+    size_t inner; /**< NCHW: distance between channel planes; NHWC: between pixels */
+    size_t batch; /**< distance between images */
 } bnorm_strides;
 
 /* ------------------------------------------------------------------------------ */
 /* Activations                                                                     */
 /* ------------------------------------------------------------------------------ */
 
+/** Activation kinds (see bnorm_activation). */
 typedef enum bnorm_act_kind {
     BNORM_ACT_NONE = 0,  /**< y = v */
     BNORM_ACT_RELU = 1,  /**< y = max(v, 0) */
@@ -132,7 +139,7 @@ typedef enum bnorm_act_kind {
  * Passing NULL where an activation is taken means BNORM_ACT_NONE.
  */
 typedef struct bnorm_activation {
-    bnorm_act_kind kind;
+    bnorm_act_kind kind; /**< which activation */
     float lo; /**< clamp only: lower bound, not NaN, may be -INFINITY */
     float hi; /**< clamp only: upper bound, not NaN, >= lo, may be +INFINITY */
 } bnorm_activation;
@@ -201,9 +208,11 @@ BNORM_API bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const flo
  * computed as bnorm_fold followed by bnorm_inference_apply, without allocating
  * (channels are folded in blocks on the stack).
  *
- * Parameters are those of bnorm_fold and bnorm_inference_apply; gamma and beta may
- * be NULL. Returns every status either of them returns, under the same conditions;
- * y may not overlap gamma, beta, mean or var.
+ * @param shape, x, x_strides, y, y_strides, act  as for bnorm_inference_apply
+ * @param gamma, beta, mean, var, eps            as for bnorm_fold (gamma and beta may
+ *                                               be NULL)
+ * @return every status either bnorm_fold or bnorm_inference_apply returns, under the
+ *   same conditions; y may not overlap gamma, beta, mean or var.
  */
 BNORM_API bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
                                        const bnorm_strides *x_strides, float *y,
@@ -211,6 +220,63 @@ BNORM_API bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
                                        const float *gamma, const float *beta,
                                        const float *mean, const float *var, float eps,
                                        const bnorm_activation *act);
+
+/* ------------------------------------------------------------------------------ */
+/* Folding into weights                                                            */
+/* ------------------------------------------------------------------------------ */
+
+/** Memory order of a convolution's or linear layer's weights. */
+typedef enum bnorm_weight_layout {
+    /** Output channel outermost: weights[o * per_channel + k]. PyTorch and ONNX
+     *  convolutions (OIHW, OIDHW, grouped: O x I/groups x H x W) and linear layers
+     *  (O x I). */
+    BNORM_WEIGHTS_OC_MAJOR = 0,
+    /** Output channel innermost: weights[k * out_channels + o]. TensorFlow/Keras
+     *  convolutions (HWIO; depthwise HWCM with out_channels = C * M) and dense
+     *  layers (I x O). */
+    BNORM_WEIGHTS_OC_LAST = 1,
+} bnorm_weight_layout;
+
+/**
+ * Fold an inference batch norm that follows a convolution or linear layer into that
+ * layer's weights and bias, so that the layer alone computes layer-then-BN:
+ *   s[o]        = gamma[o] / sqrt(var[o] + eps),
+ *   w'[o][k]    = w[o][k] * s[o]                       (weights, in place),
+ *   bias_out[o] = (bias_in[o] - mean[o]) * s[o] + beta[o],
+ * each value computed in double precision and rounded to float once. With
+ * bias_in == NULL, bias_out equals bnorm_fold's shift and a weight of 1 becomes its
+ * scale, bit for bit.
+ *
+ * @param layout        BNORM_WEIGHTS_OC_MAJOR or BNORM_WEIGHTS_OC_LAST
+ * @param out_channels  output channels of the layer (the batch norm's C), >= 1
+ * @param per_channel   weights per output channel (I * H * W; I for a linear
+ *                      layer), >= 1
+ * @param weights       out_channels * per_channel floats, read and rewritten in
+ *                      place (copy them first to keep the originals)
+ * @param bias_in       out_channels floats, or NULL for a layer without bias (0)
+ * @param bias_out      out_channels floats written; may be bias_in itself (in place)
+ * @param gamma         out_channels floats, or NULL for gamma = 1
+ * @param beta          out_channels floats, or NULL for beta = 0
+ * @param mean          out_channels floats (running mean), required
+ * @param var           out_channels floats (running variance), required; each >= 0
+ *                      or NaN
+ * @param eps           added to the variance; finite and >= 0
+ * @return BNORM_OK;
+ *   BNORM_ERR_NULL_POINTER if weights, bias_out, mean or var is NULL;
+ *   BNORM_ERR_BAD_ENUM if layout is not defined;
+ *   BNORM_ERR_BAD_SHAPE if out_channels or per_channel is 0;
+ *   BNORM_ERR_OVERFLOW if the weights take more than PTRDIFF_MAX bytes;
+ *   BNORM_ERR_BAD_VALUE if eps is NaN, infinite or negative, or some var[o] < 0;
+ *   BNORM_ERR_ALIAS if weights overlap any other argument, or bias_out overlaps
+ *   gamma, beta, mean, var, or bias_in other than being equal to it.
+ * A NaN in an input gives NaN in the outputs of that channel that depend on it.
+ */
+BNORM_API bnorm_status bnorm_fold_into_weights(bnorm_weight_layout layout,
+                                               size_t out_channels, size_t per_channel,
+                                               float *weights, const float *bias_in,
+                                               float *bias_out, const float *gamma,
+                                               const float *beta, const float *mean,
+                                               const float *var, float eps);
 
 /* ------------------------------------------------------------------------------ */
 /* Training                                                                        */
@@ -232,7 +298,7 @@ typedef struct bnorm_running_stats {
     float *mean;        /**< C floats, read and written */
     float *var;         /**< C floats, read and written */
     float momentum;     /**< in [0, 1], meaning set by convention */
-    bnorm_momentum_convention convention;
+    bnorm_momentum_convention convention; /**< how momentum is applied */
 } bnorm_running_stats;
 
 /**
@@ -351,6 +417,10 @@ typedef void (*bnorm_parallel_for_fn)(void *pool, bnorm_task_fn task, void *cont
  * Work is cut into tasks fixed by the tensor's shape, never by the number of
  * threads, and every reduction is merged in an order fixed by the shape: results
  * are bit-identical for any pool and any number of threads, serial included.
+ *
+ * @param parallel_for  the host's parallel-for, or NULL for serial operations
+ * @param pool          passed to parallel_for as its first argument (ignored when
+ *                      parallel_for is NULL)
  */
 BNORM_API void bnorm_set_parallel_for(bnorm_parallel_for_fn parallel_for, void *pool);
 
@@ -378,38 +448,50 @@ enum {
     BNORM_CPU_ASIMDHP = 1u << 17, /**< aarch64 fp16 arithmetic */
 };
 
-/** The features detected on this CPU, a set of BNORM_CPU_* bits. */
+/** @return the features detected on this CPU, a set of BNORM_CPU_* bits. */
 BNORM_API uint32_t bnorm_cpu_features(void);
 
-/** The name of one BNORM_CPU_* bit ("avx2", ...), or NULL if it is not one. */
+/** The name of a CPU feature.
+ *  @param feature  one BNORM_CPU_* bit
+ *  @return its name ("avx2", ...), or NULL if feature is not one BNORM_CPU_* bit. */
 BNORM_API const char *bnorm_cpu_feature_name(uint32_t feature);
 
-/** The lower-case name of an ISA ("scalar", "avx2", "neon"), or NULL if isa is not
+/** The name of an ISA.
+ *  @param isa  any value
+ *  @return its lower-case name ("scalar", "avx2", "neon"), or NULL if isa is not
  *  defined. */
 BNORM_API const char *bnorm_isa_name(bnorm_isa isa);
 
 /**
  * Look up an ISA by its name (as bnorm_isa_name gives it, case-sensitive).
+ * @param name  the name
+ * @param isa   where the ISA is written
  * @return BNORM_OK and *isa set; BNORM_ERR_NULL_POINTER if name or isa is NULL;
  *   BNORM_ERR_UNKNOWN_ISA if no ISA has that name (*isa is not written).
  */
 BNORM_API bnorm_status bnorm_isa_from_name(const char *name, bnorm_isa *isa);
 
-/** 1 if this library contains kernels for isa, else 0. */
+/** Whether this library contains kernels for an ISA.
+ *  @param isa  any value
+ *  @return 1 if this library contains kernels for isa, else 0. */
 BNORM_API int bnorm_isa_compiled(bnorm_isa isa);
 
-/** 1 if isa is compiled in and this CPU can run it, else 0. */
+/** Whether an ISA can run here.
+ *  @param isa  any value
+ *  @return 1 if isa is compiled in and this CPU can run it, else 0. */
 BNORM_API int bnorm_isa_supported(bnorm_isa isa);
 
 /**
  * The ISA whose kernels run now. On first use the library picks the best supported
  * ISA, or the one the environment variable BNORM_ISA names if that one is supported
  * (see bnorm_env_isa_status). Thread-safe.
+ * @return the active ISA
  */
 BNORM_API bnorm_isa bnorm_active_isa(void);
 
 /**
  * Make isa the active ISA for all threads, from the next operation on.
+ * @param isa  the ISA to use
  * @return BNORM_OK; BNORM_ERR_BAD_ENUM if isa is not defined;
  *   BNORM_ERR_UNSUPPORTED_ISA if it is not compiled in or this CPU cannot run it
  *   (the active ISA is then unchanged).
@@ -417,10 +499,11 @@ BNORM_API bnorm_isa bnorm_active_isa(void);
 BNORM_API bnorm_status bnorm_set_isa(bnorm_isa isa);
 
 /**
- * What became of the BNORM_ISA environment variable when the library initialized:
- * BNORM_OK if it was unset, empty, or applied; BNORM_ERR_UNKNOWN_ISA if it names no
- * ISA; BNORM_ERR_UNSUPPORTED_ISA if it names one this build or CPU cannot run. In the
- * two error cases the variable was ignored and the best supported ISA is active.
+ * What became of the BNORM_ISA environment variable when the library initialized.
+ * @return BNORM_OK if it was unset, empty, or applied; BNORM_ERR_UNKNOWN_ISA if it
+ * names no ISA; BNORM_ERR_UNSUPPORTED_ISA if it names one this build or CPU cannot
+ * run. In the two error cases the variable was ignored and the best supported ISA is
+ * active.
  */
 BNORM_API bnorm_status bnorm_env_isa_status(void);
 
