@@ -90,6 +90,13 @@ static int close_enough(const char *what, int index, double got, double want, do
     return ok;
 }
 
+/* Not fmax: GCC 12 for aarch64 crashes (internal compiler error) vectorizing an fmax
+ * reduction at -O3. */
+static double larger(double a, double b)
+{
+    return b > a ? b : a;
+}
+
 int main(void)
 {
     static float x[M], y[M], target[M], dy[M], dx[M];
@@ -145,13 +152,13 @@ int main(void)
             double gd[C], bd[C], dx_scale = 0, dg_scale = 0, db_scale = 0;
             for (int k = 0; k < M; k++) {
                 xd[k] = x[k];
-                dx_scale = fmax(dx_scale, fabs(dx[k]));
+                dx_scale = larger(dx_scale, fabs(dx[k]));
             }
             for (int c = 0; c < C; c++) {
                 gd[c] = gamma[c];
                 bd[c] = beta[c];
-                dg_scale = fmax(dg_scale, fabs(dgamma[c]));
-                db_scale = fmax(db_scale, fabs(dbeta[c]));
+                dg_scale = larger(dg_scale, fabs(dgamma[c]));
+                db_scale = larger(db_scale, fabs(dbeta[c]));
             }
             printf("gradient check, step 0 (loss %.6f):\n", loss);
             static const int picks[] = {0, 7, 31, 99, 142, 200, 257, 299};
