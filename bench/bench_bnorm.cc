@@ -20,6 +20,9 @@ extern "C" {
 #include "ops.h"
 }
 #include "conformance.h"
+#if BNORM_BENCH_HAVE_OPENMP
+#include "bnorm_openmp.h"
+#endif
 
 namespace bench {
 
@@ -110,6 +113,18 @@ void bm_bnorm(benchmark::State &st, const bnorm_kernels *k, OpInfo op, bnorm_lay
     finish_row(st, shape, op.bytes_per_elem, op.buffers);
 }
 
+#if BNORM_BENCH_HAVE_OPENMP
+// The same operation with the work spread over `threads` OpenMP threads through
+// bnorm's adapter (the results are bit-identical to one thread; tests/test_parallel.c).
+void bm_bnorm_threads(benchmark::State &st, const bnorm_kernels *k, OpInfo op,
+                      bnorm_layout layout, Shape shape, int threads)
+{
+    bnorm_set_parallel_for(bnorm_openmp_parallel_for, &threads);
+    bm_bnorm(st, k, op, layout, shape);
+    bnorm_set_parallel_for(nullptr, nullptr);
+}
+#endif
+
 } // namespace
 
 void register_bnorm(const Shape &shape, bool full)
@@ -125,6 +140,19 @@ void register_bnorm(const Shape &shape, bool full)
                                              bm_bnorm, t.k, op, l, shape);
             }
         }
+#if BNORM_BENCH_HAVE_OPENMP
+        // Two threads, active ISA, for the apply and the training forward.
+        if (op.op != Op::apply && op.op != Op::training_forward)
+            continue;
+        for (bnorm_layout l : layouts) {
+            const bnorm_kernels *k = bnorm_active_kernels();
+            std::string impl = std::string("bnorm-") + k->name + "-" + layout_name(l) + "-2t";
+            // Wall-clock time: CPU time would count the calling thread only.
+            benchmark::RegisterBenchmark(row_name(op.name, impl, shape).c_str(),
+                                         bm_bnorm_threads, k, op, l, shape, 2)
+                ->UseRealTime();
+        }
+#endif
     }
 }
 
