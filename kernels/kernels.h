@@ -62,12 +62,15 @@ typedef void (*bnorm_f32_apply2_fn)(size_t count, size_t len, const float *x,
 /*
  * Moments about a per-channel shift k, accumulated in double:
  *   s1[ch] += sum (x - k[ch]),  s2[ch] += sum (x - k[ch])^2
- * x - k is rounded to float (exact when x is within a factor 2 of k, which is what
- * the shift is for), its square and the sums are double. planes: each item is summed
- * from zero, then added to s1[p], s2[p], items in order; the order inside an item is
- * the ISA's own (lanes), so planes sums may differ between ISAs in the last bits.
- * rows: rows are added into s1[i], s2[i] one after another, in order; since the
- * terms are exact in double, rows sums are identical in every ISA.
+ * rows: x - k is rounded to float (exact when x is within a factor 2 of k, which is
+ * what the shift is for), its square and the sums are double; rows are added into
+ * s1[i], s2[i] one after another, in order; since the terms are exact in double,
+ * rows sums are identical in every ISA.
+ * planes: x - k is rounded to float as above, or formed in double ((double)x -
+ * (double)k, exact unless the exponents are ~29 apart), whichever the ISA does
+ * faster (AVX2: double); each item is summed from zero, then added to s1[p], s2[p],
+ * items in order; the order inside an item is the ISA's own (lanes), so planes sums
+ * may differ between ISAs in the last bits.
  */
 typedef void (*bnorm_f32_moments_fn)(size_t count, size_t len, const float *x,
                                      size_t x_stride, const float *k, double *s1,
@@ -76,7 +79,8 @@ typedef void (*bnorm_f32_moments_fn)(size_t count, size_t len, const float *x,
 /*
  * Per-channel dot products for backward, accumulated in double:
  *   sdy[ch] += sum dy,  sdyx[ch] += sum dy * (x - m[ch])
- * with the same summation order rules as moments.
+ * with the same rules as moments for x - m (rows: rounded to float; planes: rounded
+ * to float or formed in double) and for the summation order.
  */
 typedef void (*bnorm_f32_dot_fn)(size_t count, size_t len, const float *x,
                                  size_t x_stride, const float *dy, size_t dy_stride,

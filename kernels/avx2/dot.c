@@ -1,20 +1,24 @@
 /*
- * Backward dot products, AVX2+FMA: sdy += sum dy, sdyx += sum dy * (x - m), with
- * x - m rounded to float, then dy and x - m widened to double (their product is exact
- * in double, so the FMA only rounds the sum). Data is read 4 floats (one xmm) at a
- * time and widened with one vcvtps2pd each, which avoids a lane-crossing extract.
+ * Backward dot products, AVX2+FMA: sdy += sum dy, sdyx += sum dy * (x - m), in double.
  *
- * planes: 16 floats of each input per iteration into 4 independent (sdy, sdyx)
- *   accumulator pairs, then 4 floats at a time into the first pair, then 1..3 floats
- *   through masked loads (vmaskmov does not fault outside the mask; dy loads 0 there
- *   and x - m is zeroed, so those lanes add exactly 0 even when m is Inf or NaN). The
- *   pairs are reduced in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lanes
- *   (l0 + l2) + (l1 + l3), and the plane's sums are added to sdy[p], sdyx[p].
- * rows: columns in blocks of 16 (8 ymm accumulators loaded from sdy, sdyx, updated
- *   row by row, in row order, for a tile of up to 8 rows, and stored back), then
- *   blocks of 4, then one masked block of 1..3 columns (masked loads and stores of
- *   x, dy, m, sdy and sdyx). Every sdy[i], sdyx[i] receives the rows in order,
- *   exactly as the contract's sequential definition.
+ * planes: dy and x are widened straight from memory (vcvtps2pd ymm, m128: one uop on
+ *   this core's FP ports, where the register form costs a second, shuffle-port uop,
+ *   the bottleneck here) and t = (double)x - (double)m is formed exactly in double
+ *   (rounded once, in double, only if the exponents are ~29 apart). dy * t is exact
+ *   in double, so the FMA only rounds the sum. 16 floats of each input per iteration
+ *   into 4 independent (sdy, sdyx) accumulator pairs, then 4 floats at a time into
+ *   the first pair, then 1..3 floats through masked loads (vmaskmov does not fault
+ *   outside the mask; dy loads 0 there and t is zeroed, so those lanes add exactly 0
+ *   even when m is Inf or NaN). The pairs are reduced in a fixed order,
+ *   ((acc0 + acc1) + (acc2 + acc3)), then lanes (l0 + l2) + (l1 + l3), and the
+ *   plane's sums are added to sdy[p], sdyx[p].
+ * rows: t = x - m rounded to float, then both widened, as in every ISA, so rows sums
+ *   are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
+ *   accumulators loaded from sdy, sdyx, updated row by row, in row order, for a tile
+ *   of up to 8 rows, and stored back), then blocks of 4, then one masked block of
+ *   1..3 columns (masked loads and stores of x, dy, m, sdy and sdyx). Every sdy[i],
+ *   sdyx[i] receives the rows in order, exactly as the contract's sequential
+ *   definition.
  */
 #include <immintrin.h>
 #include <stdbool.h>
@@ -61,27 +65,36 @@ void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
 {
     for (size_t p = 0; p < count; p++) {
         const float *xp = x + p * x_stride, *dp = dy + p * dy_stride;
-        __m128 vm = _mm_set1_ps(m[p]);
+        __m256d vm = _mm256_set1_pd((double)m[p]);
         __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
         __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-#define T(i) _mm_sub_ps(_mm_loadu_ps(xp + (i)), vm)
-#define D(i) _mm_loadu_ps(dp + (i))
+/* sdy += dy, sdyx += dy * t for the 4 floats at i (already in double). */
+#define ACCD(sdy, sdyx, d4, t4)                                                     \
+    do {                                                                            \
+        __m256d d_ = (d4);                                                          \
+        sdy = _mm256_add_pd(sdy, d_);                                               \
+        sdyx = _mm256_fmadd_pd(d_, (t4), sdyx);                                     \
+    } while (0)
+#define D(i) _mm256_cvtps_pd(_mm_loadu_ps(dp + (i)))
+#define T(i) _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(xp + (i))), vm)
         size_t i = 0;
         for (; i + 16 <= len; i += 16) {
-            ACC(a0, b0, D(i), T(i));
-            ACC(a1, b1, D(i + 4), T(i + 4));
-            ACC(a2, b2, D(i + 8), T(i + 8));
-            ACC(a3, b3, D(i + 12), T(i + 12));
+            ACCD(a0, b0, D(i), T(i));
+            ACCD(a1, b1, D(i + 4), T(i + 4));
+            ACCD(a2, b2, D(i + 8), T(i + 8));
+            ACCD(a3, b3, D(i + 12), T(i + 12));
         }
         for (; i + 4 <= len; i += 4)
-            ACC(a0, b0, D(i), T(i));
+            ACCD(a0, b0, D(i), T(i));
 #undef T
 #undef D
         if (i < len) {
             __m128i q = mask_ps(len - i);
-            __m128 t = _mm_sub_ps(_mm_maskload_ps(xp + i, q), vm);
-            ACC(a0, b0, _mm_maskload_ps(dp + i, q), _mm_and_ps(t, _mm_castsi128_ps(q)));
+            __m256d d = _mm256_cvtps_pd(_mm_maskload_ps(dp + i, q));
+            __m256d t = _mm256_sub_pd(_mm256_cvtps_pd(_mm_maskload_ps(xp + i, q)), vm);
+            ACCD(a0, b0, d, _mm256_and_pd(t, _mm256_castsi256_pd(mask_pd(len - i))));
         }
+#undef ACCD
         sdy[p] += hsum(a0, a1, a2, a3);
         sdyx[p] += hsum(b0, b1, b2, b3);
     }
