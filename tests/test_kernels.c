@@ -1,0 +1,126 @@
+/*
+ * Kernel paths the operations reach only for large tensors, called directly on small
+ * ones: the apply family with BNORM_KF_STREAM (non-temporal stores; the operations
+ * set it only for outputs of at least half the last-level cache, which no other test
+ * allocates).
+ *
+ * STREAM is a hint about where y goes, never about its value: with it every table
+ * must write exactly what it writes without it, bit for bit, and nothing else. Both
+ * outputs start as the same sentinel; the whole extents (gaps between strided items
+ * included) must then be equal, fences intact, x unchanged. Shapes cover the
+ * streaming path's cases: fewer than four items, items in groups of four with a
+ * remainder, spans shorter and longer than the point where one span is split in
+ * quarters (4096 floats), every flag combination, strides with gaps, in place,
+ * misaligned and guard-page-ended buffers.
+ */
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "conformance.h"
+
+#define DEFAULT_SEED 0x6b65726e31ull
+#define SENTINEL (-777.0f)
+
+static const size_t lens[] = {1,  2,  3,  7,   8,   9,    15,   16,   17,   31,   32,
+                              33, 40, 63, 64,  65,  100,  255,  4095, 4096, 4097, 4103,
+                              5000, 8191, 12345};
+static const size_t counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
+
+typedef struct bufs {
+    bnorm_fence fx, fy1, fy2, fa, fb, fm;
+    float *x, *y1, *y2, *a, *b, *m;
+} bufs;
+
+static bool alloc_bufs(bufs *u, size_t extent, size_t nab, size_t misalign)
+{
+    memset(u, 0, sizeof *u);
+    u->x = bnorm_fence_alloc(&u->fx, extent, misalign);
+    u->y1 = bnorm_fence_alloc(&u->fy1, extent, misalign);
+    u->y2 = bnorm_fence_alloc(&u->fy2, extent, misalign);
+    u->a = bnorm_fence_alloc(&u->fa, nab, BNORM_FENCE_AT_GUARD);
+    u->b = bnorm_fence_alloc(&u->fb, nab, BNORM_FENCE_AT_GUARD);
+    u->m = bnorm_fence_alloc(&u->fm, nab, BNORM_FENCE_AT_GUARD);
+    return u->x && u->y1 && u->y2 && u->a && u->b && u->m;
+}
+
+static void free_bufs(bufs *u)
+{
+    bnorm_fence *f[] = {&u->fx, &u->fy1, &u->fy2, &u->fa, &u->fb, &u->fm};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i]->map)
+            bnorm_fence_free(f[i]);
+}
+
+/* One case: STREAM against plain with table k; false (and a message) on a mismatch. */
+static bool stream_case(const bnorm_conf_table *t, bool rows, size_t count, size_t len,
+                        unsigned flags, bnorm_rng *rng, uint64_t seed)
+{
+    bnorm_f32_apply_fn fn = rows ? t->k->apply_rows : t->k->apply_planes;
+    size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
+    size_t stride = len + pad, extent = (count - 1) * stride + len;
+    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
+                                                   : bnorm_rng_below(rng, 16);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    size_t nab = rows ? len : count;
+    bufs u;
+    cr_assert(alloc_bufs(&u, extent, nab, misalign), "mmap failed");
+    for (size_t i = 0; i < extent; i++) {
+        u.x[i] = (float)(bnorm_rng_normal(rng) * 3.0);
+        u.y1[i] = u.y2[i] = SENTINEL;
+    }
+    for (size_t i = 0; i < nab; i++) {
+        u.a[i] = (float)bnorm_rng_normal(rng);
+        u.b[i] = (float)bnorm_rng_normal(rng);
+        u.m[i] = (float)bnorm_rng_normal(rng);
+    }
+    const float *m = (flags & BNORM_KF_CENTER) ? u.m : NULL;
+    unsigned plain = flags & ~(unsigned)BNORM_KF_STREAM;
+    const float *x1 = u.x, *x2 = u.x;
+    if (in_place) {
+        for (size_t p = 0; p < count; p++) {
+            memcpy(u.y1 + p * stride, u.x + p * stride, len * sizeof(float));
+            memcpy(u.y2 + p * stride, u.x + p * stride, len * sizeof(float));
+        }
+        x1 = u.y1;
+        x2 = u.y2;
+    }
+    fn(count, len, x1, stride, u.y1, stride, u.a, u.b, m, -0.5f, 0.75f, flags);
+    fn(count, len, x2, stride, u.y2, stride, u.a, u.b, m, -0.5f, 0.75f, plain);
+    bool ok = memcmp(u.y1, u.y2, extent * sizeof(float)) == 0 &&
+              bnorm_fence_intact(&u.fy1) && bnorm_fence_intact(&u.fy2) &&
+              bnorm_fence_intact(&u.fx);
+    cr_expect(ok,
+              "%s %s count=%zu len=%zu pad=%zu misalign=%zu in_place=%d flags=%u: "
+              "STREAM output differs from plain (BNORM_TEST_SEED=0x%llx)",
+              t->label, rows ? "rows" : "planes", count, len, pad, misalign, (int)in_place,
+              flags, (unsigned long long)seed);
+    free_bufs(&u);
+    return ok;
+}
+
+Test(kernels, apply_stream_equals_plain, .timeout = 300)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed);
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    size_t cases = 0;
+    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
+        if (!tables[ti].runnable)
+            continue;
+        for (int rows = 0; rows < 2; rows++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+                for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
+                    for (unsigned fl = 0; fl < 8; fl++) {
+                        if (!(fl & BNORM_KF_STREAM))
+                            continue;
+                        stream_case(&tables[ti], rows, counts[ci], lens[li], fl, &rng,
+                                    seed);
+                        cases++;
+                    }
+    }
+    cr_expect(cases > 0, "no runnable kernel table");
+}
