@@ -6,7 +6,8 @@
  *   the bottleneck here) and t = (double)x - (double)m is formed exactly in double
  *   (rounded once, in double, only if the exponents are ~29 apart). dy * t is exact
  *   in double, so the FMA only rounds the sum. 16 floats of each input per iteration
- *   into 4 independent (sdy, sdyx) accumulator pairs, then 4 floats at a time into
+ *   (each with a prefetcht0 2 KiB ahead: +14% from memory, +9% in L2) into 4
+ *   independent (sdy, sdyx) accumulator pairs, then 4 floats at a time into
  *   the first pair, then 1..3 floats through masked loads (vmaskmov does not fault
  *   outside the mask; dy loads 0 there and t is zeroed, so those lanes add exactly 0
  *   even when m is Inf or NaN). The pairs are reduced in a fixed order,
@@ -27,6 +28,10 @@
 #include "kernels.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* planes: prefetcht0 one line per 16 floats, 2 KiB ahead (integer arithmetic: the
+ * address may lie past the span; a prefetch never faults). */
+#define PREFETCH(p) _mm_prefetch((const char *)((uintptr_t)(p) + 2048), _MM_HINT_T0)
 
 enum { ROW_TILE = 8 };
 
@@ -79,6 +84,8 @@ void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
 #define T(i) _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(xp + (i))), vm)
         size_t i = 0;
         for (; i + 16 <= len; i += 16) {
+            PREFETCH(xp + i);
+            PREFETCH(dp + i);
             ACCD(a0, b0, D(i), T(i));
             ACCD(a1, b1, D(i + 4), T(i + 4));
             ACCD(a2, b2, D(i + 8), T(i + 8));

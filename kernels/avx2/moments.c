@@ -7,7 +7,9 @@
  *   vcvtps2pd ymm, m128, one uop on this core's FP ports, where the register form
  *   (x - k in float first) costs a second, shuffle-port uop. That is the bottleneck
  *   of this loop (about 25% faster in L2). d*d is exact in double, so the FMA only
- *   rounds the sum. 16 floats per iteration into 4 independent (s1, s2) accumulator
+ *   rounds the sum. 16 floats per iteration (and a prefetcht0 2 KiB ahead: a plane
+ *   streamed from memory ran at 7.4 GB/s against 11.3 for a plain read loop, 10.7
+ *   with it; in L2 it is 10% faster too) into 4 independent (s1, s2) accumulator
  *   pairs, then 4 floats at a time into the first pair, then 1..3 floats through a
  *   masked load (vmaskmov does not fault outside the mask; those lanes of d are
  *   zeroed). The pairs are reduced in a fixed order, ((acc0 + acc1) + (acc2 +
@@ -28,6 +30,10 @@
 #include "kernels.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* planes: prefetcht0 one line per 16 floats, 2 KiB ahead (integer arithmetic: the
+ * address may lie past the span; a prefetch never faults). */
+#define PREFETCH(p) _mm_prefetch((const char *)((uintptr_t)(p) + 2048), _MM_HINT_T0)
 
 enum { ROW_TILE = 8 };
 
@@ -83,6 +89,7 @@ void bnorm_f32_moments_planes__avx2(size_t count, size_t len, const float *x,
     } while (0)
         size_t i = 0;
         for (; i + 16 <= len; i += 16) {
+            PREFETCH(xp + i);
             ACCD(a0, b0, widen_sub(xp + i, vk));
             ACCD(a1, b1, widen_sub(xp + i + 4, vk));
             ACCD(a2, b2, widen_sub(xp + i + 8, vk));
