@@ -5,8 +5,10 @@
  * Each span (one plane or one row) runs 4 vectors (32 floats) per iteration so that
  * loads, FMAs and stores overlap, then single vectors, then one masked vector for the
  * last 1..7 floats (vmaskmov neither faults nor writes outside the mask, so nothing
- * past the span is touched). Every combination of the three flags is its own
- * specialization, so no flag test reaches an inner loop.
+ * past the span is touched). Rows (per-element a, b, m) go four at a time: each
+ * column block's a, b and m are loaded once for the four rows (in L1, NHWC C=64:
+ * 20 -> 26 Gelem/s), the last 1..3 rows alone. Every combination of the three flags
+ * is its own specialization, so no flag test reaches an inner loop.
  *
  * With BNORM_KF_STREAM the output is written with non-temporal stores, each run of
  * them after a masked head that brings y to a 32-byte boundary. One sequential
@@ -107,6 +109,53 @@ ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
 #undef MM
 #undef V
 #undef VM
+}
+
+/* Rows per tile of the rows kernel (without STREAM). */
+enum { ROW_TILE = 4 };
+
+/* ROW_TILE rows at once: each block of 16 columns loads its a, b (and m) once and
+ * applies them to every row of the tile, so a row costs one load per vector instead
+ * of three or four; then 8 columns, then the masked last 1..7. */
+ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, float *y,
+                             size_t ys, const float *a, const float *b, const float *m,
+                             __m256 lo, __m256 hi, bool clamp, bool center)
+{
+#define X(r, i) _mm256_loadu_ps(x + (r) * xs + (i))
+#define V(r, i, va, vb, vm)                                                         \
+    _mm256_fmadd_ps(center ? _mm256_sub_ps(X(r, i), vm) : X(r, i), va, vb)
+    __m256 z = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+        __m256 a0 = _mm256_loadu_ps(a + i), a1 = _mm256_loadu_ps(a + i + 8);
+        __m256 b0 = _mm256_loadu_ps(b + i), b1 = _mm256_loadu_ps(b + i + 8);
+        __m256 m0 = center ? _mm256_loadu_ps(m + i) : z;
+        __m256 m1 = center ? _mm256_loadu_ps(m + i + 8) : z;
+        for (size_t r = 0; r < ROW_TILE; r++) {
+            __m256 v0 = V(r, i, a0, b0, m0), v1 = V(r, i + 8, a1, b1, m1);
+            _mm256_storeu_ps(y + r * ys + i, act(v0, lo, hi, clamp));
+            _mm256_storeu_ps(y + r * ys + i + 8, act(v1, lo, hi, clamp));
+        }
+    }
+    if (i + 8 <= len) {
+        __m256 a0 = _mm256_loadu_ps(a + i), b0 = _mm256_loadu_ps(b + i);
+        __m256 m0 = center ? _mm256_loadu_ps(m + i) : z;
+        for (size_t r = 0; r < ROW_TILE; r++)
+            _mm256_storeu_ps(y + r * ys + i, act(V(r, i, a0, b0, m0), lo, hi, clamp));
+        i += 8;
+    }
+#undef X
+#undef V
+    if (i < len) {
+        __m256i k = tail_mask(len - i);
+        __m256 a0 = _mm256_maskload_ps(a + i, k), b0 = _mm256_maskload_ps(b + i, k);
+        __m256 m0 = center ? _mm256_maskload_ps(m + i, k) : z;
+        for (size_t r = 0; r < ROW_TILE; r++) {
+            __m256 xv = _mm256_maskload_ps(x + r * xs + i, k);
+            __m256 v = _mm256_fmadd_ps(center ? _mm256_sub_ps(xv, m0) : xv, a0, b0);
+            _mm256_maskstore_ps(y + r * ys + i, k, act(v, lo, hi, clamp));
+        }
+    }
 }
 
 /* A run of consecutive elements of one span, for the streaming path: x, y, and
@@ -256,7 +305,13 @@ ALWAYS_INLINE void apply(size_t count, size_t len, const float *x, size_t x_stri
         _mm_sfence(); /* order the non-temporal stores before anything that follows */
         return;
     }
-    for (size_t p = 0; p < count; p++) {
+    size_t p = 0;
+    if (rows) {
+        for (; p + ROW_TILE <= count; p += ROW_TILE)
+            rows_tile(len, x + p * x_stride, x_stride, y + p * y_stride, y_stride, a, b,
+                      m, vlo, vhi, clamp, center);
+    }
+    for (; p < count; p++) {
         const float *ap = rows ? a : a + p, *bp = rows ? b : b + p;
         const float *mp = center ? (rows ? m : m + p) : NULL;
         __m256 va = rows ? _mm256_setzero_ps() : _mm256_broadcast_ss(ap);
