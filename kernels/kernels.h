@@ -86,6 +86,21 @@ typedef void (*bnorm_f32_dot_fn)(size_t count, size_t len, const float *x,
                                  size_t x_stride, const float *dy, size_t dy_stride,
                                  const float *m, double *sdy, double *sdyx);
 
+/*
+ * Training forward's two passes over two blocks of planes at once: the moments of
+ * block M (exactly moments_planes(count, len, xm, xm_stride, k, s1, s2)) and the
+ * centered apply of block A (exactly apply_planes(count, len, xa, xa_stride, ya,
+ * ya_stride, a, b, m, -inf, +inf, BNORM_KF_CENTER)), bit for bit what the two calls
+ * give one after the other. One pass over both lets the apply's loads and stores
+ * overlap the moments' arithmetic. ya may equal xa (same stride); otherwise no
+ * output overlaps an input. An ISA without a fused loop composes the two calls.
+ */
+typedef void (*bnorm_f32_moments_apply_fn)(size_t count, size_t len, const float *xm,
+                                           size_t xm_stride, const float *k, double *s1,
+                                           double *s2, const float *xa, size_t xa_stride,
+                                           float *ya, size_t ya_stride, const float *a,
+                                           const float *b, const float *m);
+
 typedef struct bnorm_kernels {
     bnorm_isa isa;
     const char *name;
@@ -93,6 +108,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_apply2_fn apply2_planes, apply2_rows;
     bnorm_f32_moments_fn moments_planes, moments_rows;
     bnorm_f32_dot_fn dot_planes, dot_rows;
+    bnorm_f32_moments_apply_fn moments_apply_planes;
 } bnorm_kernels;
 
 /* Declares every kernel and the table of one ISA. */
@@ -122,6 +138,11 @@ typedef struct bnorm_kernels {
     void bnorm_f32_dot_rows__##suffix(size_t, size_t, const float *, size_t,          \
                                       const float *, size_t, const float *, double *, \
                                       double *);                                     \
+    void bnorm_f32_moments_apply_planes__##suffix(size_t, size_t, const float *, size_t, \
+                                                  const float *, double *, double *,   \
+                                                  const float *, size_t, float *,      \
+                                                  size_t, const float *, const float *, \
+                                                  const float *);                      \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */
@@ -137,6 +158,7 @@ typedef struct bnorm_kernels {
         .moments_rows = bnorm_f32_moments_rows__##suffix,                           \
         .dot_planes = bnorm_f32_dot_planes__##suffix,                               \
         .dot_rows = bnorm_f32_dot_rows__##suffix,                                   \
+        .moments_apply_planes = bnorm_f32_moments_apply_planes__##suffix,           \
     }
 
 BNORM_DECLARE_KERNELS(scalar);

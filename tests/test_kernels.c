@@ -1,8 +1,9 @@
 /*
- * Kernel paths the operations reach only for large tensors, called directly on small
- * ones: the apply family with BNORM_KF_STREAM (non-temporal stores; the operations
- * set it only for outputs of at least half the last-level cache, which no other test
- * allocates).
+ * Kernel contracts checked directly, on every runnable table:
+ *  1. the apply family with BNORM_KF_STREAM (non-temporal stores), a path the
+ *     operations reach only for outputs of at least half the last-level cache, which
+ *     no other test allocates;
+ *  2. the fused moments_apply_planes against the two kernels it fuses.
  *
  * STREAM is a hint about where y goes, never about its value: with it every table
  * must write exactly what it writes without it, bit for bit, and nothing else. Both
@@ -14,6 +15,7 @@
  * misaligned and guard-page-ended buffers.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -121,6 +123,92 @@ Test(kernels, apply_stream_equals_plain, .timeout = 300)
                                     seed);
                         cases++;
                     }
+    }
+    cr_expect(cases > 0, "no runnable kernel table");
+}
+
+/*
+ * moments_apply_planes is moments_planes followed by apply_planes (centered, no
+ * clamp), bit for bit: the same sums (accumulated onto nonzero starting values) and
+ * the same output, for lens across every vector and unroll boundary, padded strides,
+ * the apply in place (ya == xa) or not, misaligned and guard-ended buffers.
+ */
+static bool fused_case(const bnorm_conf_table *t, size_t count, size_t len, bnorm_rng *rng,
+                       uint64_t seed)
+{
+    size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
+    size_t stride = len + pad, extent = (count - 1) * stride + len;
+    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
+                                                   : bnorm_rng_below(rng, 16);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    bnorm_fence fxm, fxa, fy1, fy2;
+    float *xm = bnorm_fence_alloc(&fxm, extent, misalign);
+    float *xa = bnorm_fence_alloc(&fxa, extent, misalign);
+    float *y1 = bnorm_fence_alloc(&fy1, extent, misalign);
+    float *y2 = bnorm_fence_alloc(&fy2, extent, misalign);
+    cr_assert(xm && xa && y1 && y2, "mmap failed");
+    float k[16], a[16], b[16], m[16];
+    double s1[2][16], s2[2][16];
+    for (size_t i = 0; i < extent; i++) {
+        xm[i] = (float)(5.0 + bnorm_rng_normal(rng));
+        xa[i] = (float)(bnorm_rng_normal(rng) * 3.0);
+        y1[i] = y2[i] = SENTINEL;
+    }
+    for (size_t p = 0; p < count; p++) {
+        k[p] = xm[p * stride];
+        a[p] = (float)bnorm_rng_normal(rng);
+        b[p] = (float)bnorm_rng_normal(rng);
+        m[p] = (float)bnorm_rng_normal(rng);
+        s1[0][p] = s1[1][p] = bnorm_rng_normal(rng);
+        s2[0][p] = s2[1][p] = bnorm_rng_uniform(rng);
+    }
+    const float *in1 = xa, *in2 = xa;
+    if (in_place) {
+        for (size_t p = 0; p < count; p++) {
+            memcpy(y1 + p * stride, xa + p * stride, len * sizeof(float));
+            memcpy(y2 + p * stride, xa + p * stride, len * sizeof(float));
+        }
+        in1 = y1;
+        in2 = y2;
+    }
+    t->k->moments_apply_planes(count, len, xm, stride, k, s1[0], s2[0], in1, stride, y1,
+                               stride, a, b, m);
+    t->k->moments_planes(count, len, xm, stride, k, s1[1], s2[1]);
+    t->k->apply_planes(count, len, in2, stride, y2, stride, a, b, m, -INFINITY, INFINITY,
+                       BNORM_KF_CENTER);
+    bool ok = memcmp(y1, y2, extent * sizeof(float)) == 0 &&
+              memcmp(s1[0], s1[1], count * sizeof(double)) == 0 &&
+              memcmp(s2[0], s2[1], count * sizeof(double)) == 0 &&
+              bnorm_fence_intact(&fy1) && bnorm_fence_intact(&fy2) &&
+              bnorm_fence_intact(&fxm) && bnorm_fence_intact(&fxa);
+    cr_expect(ok,
+              "%s count=%zu len=%zu pad=%zu misalign=%zu in_place=%d: fused moments+apply "
+              "differs from the two kernels (BNORM_TEST_SEED=0x%llx)",
+              t->label, count, len, pad, misalign, (int)in_place, (unsigned long long)seed);
+    bnorm_fence_free(&fxm);
+    bnorm_fence_free(&fxa);
+    bnorm_fence_free(&fy1);
+    bnorm_fence_free(&fy2);
+    return ok;
+}
+
+Test(kernels, moments_apply_equals_moments_then_apply, .timeout = 300)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x66757365ull);
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    size_t cases = 0;
+    static const size_t fcounts[] = {1, 2, 3, 5, 16};
+    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
+        if (!tables[ti].runnable)
+            continue;
+        for (size_t len = 1; len <= 80; len++)
+            for (size_t ci = 0; ci < sizeof fcounts / sizeof fcounts[0]; ci++, cases++)
+                fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
+            fused_case(&tables[ti], 3, lens[li], &rng, seed);
     }
     cr_expect(cases > 0, "no runnable kernel table");
 }

@@ -4,6 +4,8 @@
  * pair per plane, summed from zero, then added. Rows: straight into the per-channel
  * sums, row after row.
  */
+#include <math.h>
+
 #include "kernels.h"
 
 void bnorm_f32_moments_planes__scalar(size_t count, size_t len, const float *x,
@@ -62,4 +64,16 @@ void bnorm_f32_dot_rows__scalar(size_t count, size_t len, const float *x, size_t
             sdyx[i] += (double)dyr[i] * (double)(xr[i] - m[i]);
         }
     }
+}
+
+/* No fused loop here: the two passes one after the other (kernels.h allows it). */
+void bnorm_f32_moments_apply_planes__scalar(size_t count, size_t len, const float *xm,
+                                            size_t xm_stride, const float *k, double *s1,
+                                            double *s2, const float *xa, size_t xa_stride,
+                                            float *ya, size_t ya_stride, const float *a,
+                                            const float *b, const float *m)
+{
+    bnorm_f32_moments_planes__scalar(count, len, xm, xm_stride, k, s1, s2);
+    bnorm_f32_apply_planes__scalar(count, len, xa, xa_stride, ya, ya_stride, a, b, m,
+                                   -INFINITY, INFINITY, BNORM_KF_CENTER);
 }
