@@ -47,7 +47,7 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
     plan->lo = lo;
     plan->hi = hi;
     plan->flags = (clamp ? BNORM_KF_CLAMP : 0) | (m ? BNORM_KF_CENTER : 0);
-    if (gy->extent * sizeof(float) >= bnorm_stream_threshold())
+    if (bnorm_apply_plan_streams(gy))
         plan->flags |= BNORM_KF_STREAM;
 
     if (shape->layout == BNORM_NCHW && !(shape->spatial == 1 && gx->inner == 1 &&
@@ -122,6 +122,11 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
         plan->last_len = total - (plan->items - 1) * p;
         plan->x_item = plan->y_item = p;
     }
+}
+
+bool bnorm_apply_plan_streams(const bnorm_geom *gy)
+{
+    return gy->extent * sizeof(float) >= bnorm_stream_threshold();
 }
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan)

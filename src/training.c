@@ -9,6 +9,15 @@
  * (NHWC) use the widest block instead: a narrow block would read whole cache lines
  * for a few floats of each row.
  *
+ * The forward over planes (unless its output is streamed) is pipelined: the moments
+ * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
+ * kernel), so the apply's loads and stores overlap the moments' arithmetic (AVX2, 64
+ * planes of 2048 floats in L2: 5.9 -> 7.4 Gelem/s). Both blocks must stay cached, so
+ * each gets a quarter of L2, and there are up to 8 blocks, so that the unfused first
+ * moments and last apply are a small part. The results are the same bit for bit: the
+ * fused kernel is the two kernels' operations, and every block is reduced in the
+ * same order.
+ *
  * Summation order is fixed by the shape: each (image, channel) plane is summed from
  * zero and planes are added in image order; rows are summed in chunks of ROW_CHUNK
  * from zero and chunks are added in order. A parallel split along those units
@@ -113,6 +122,16 @@ static size_t block_channels(const walk *w, size_t m)
     return fit < 1 ? 1 : fit > BLOCK ? BLOCK : fit;
 }
 
+/* Channels per block for the pipelined forward: the block being reduced and the one
+ * being applied share the cached pass, and up to 8 blocks (see the top). */
+static size_t pipe_block_channels(size_t c, size_t m)
+{
+    size_t fit = bnorm_cached_pass_bytes() / 2 / (m * sizeof(float));
+    size_t eighth = (c + 7) / 8;
+    size_t nb = fit < eighth ? fit : eighth;
+    return nb < 1 ? 1 : nb > BLOCK ? BLOCK : nb;
+}
+
 static bnorm_status check_momentum(const bnorm_running_stats *r)
 {
     if (!r)
@@ -168,6 +187,23 @@ static bool any_overlap(const region *out, int nout, const region *in, int nin, 
     return false;
 }
 
+/* A block of channels folded by the forward: y = (x - m) * a + b. */
+typedef struct fwd_block {
+    size_t c0, nc;
+    float a[BLOCK], b[BLOCK], m[BLOCK];
+} fwd_block;
+
+/* The forward's apply pass over one folded block. */
+static void fwd_apply(const bnorm_kernels *kt, const bnorm_shape *shape,
+                      const bnorm_geom g[2], const float *x, float *y, const fwd_block *fb,
+                      bnorm_apply_pattern *pattern)
+{
+    bnorm_apply_plan plan;
+    bnorm_apply_plan_init(&plan, kt, shape, &g[0], &g[1], x, y, fb->c0, fb->c0 + fb->nc,
+                          fb->a, fb->b, fb->m, -INFINITY, INFINITY, false, pattern);
+    bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+}
+
 bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
                                          const float *x, const bnorm_strides *x_strides,
                                          float *y, const bnorm_strides *y_strides,
@@ -198,20 +234,42 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     walk w;
     walk_init(&w, shape, gw, c);
     double m = (double)shape->n * (double)shape->spatial;
-    size_t block = block_channels(&w, shape->n * shape->spatial);
+    bool pipe = !w.rows && !bnorm_apply_plan_streams(&g[1]);
+    size_t block = pipe ? pipe_block_channels(c, shape->n * shape->spatial)
+                        : block_channels(&w, shape->n * shape->spatial);
     double s1[BLOCK], s2[BLOCK];
-    float k[BLOCK], a[BLOCK], b[BLOCK], mf[BLOCK];
+    float k[BLOCK];
+    fwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
+    fwd_block *cur = &blk[0], *prev = NULL;
     bnorm_apply_pattern pattern;
     for (size_t c0 = 0; c0 < c; c0 += block) {
         size_t nc = c - c0 < block ? c - c0 : block;
         for (size_t j = 0; j < nc; j++)
             k[j] = x[(c0 + j) * w.c_stride[0]]; /* the shift: the channel's first value */
-        walk wb = w;
-        if (wb.rows)
-            wb.len = nc;
-        else
-            wb.items = nc;
-        reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2);
+        if (prev && prev->nc == nc) {
+            /* moments of this block fused with the apply of the previous one */
+            memset(s1, 0, nc * sizeof(double));
+            memset(s2, 0, nc * sizeof(double));
+            for (size_t gi = 0; gi < w.groups; gi++) {
+                const float *xg = x + gi * w.g_stride[0];
+                kt->moments_apply_planes(nc, w.len, xg + c0 * w.i_stride[0], w.i_stride[0],
+                                         k, s1, s2, xg + prev->c0 * w.i_stride[0],
+                                         w.i_stride[0],
+                                         y + gi * w.g_stride[2] + prev->c0 * w.i_stride[2],
+                                         w.i_stride[2], prev->a, prev->b, prev->m);
+            }
+        } else {
+            if (prev)
+                fwd_apply(kt, shape, g, x, y, prev, &pattern);
+            walk wb = w;
+            if (wb.rows)
+                wb.len = nc;
+            else
+                wb.items = nc;
+            reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2);
+        }
+        cur->c0 = c0;
+        cur->nc = nc;
         for (size_t j = 0; j < nc; j++) {
             double d = s1[j] / m, mean = k[j] + d;
             double var = s2[j] / m - d * d;
@@ -219,9 +277,9 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
                 var = 0.0;
             double invstd = 1.0 / sqrt(var + eps);
             double gm = gamma ? gamma[c0 + j] : 1.0;
-            a[j] = (float)(gm * invstd);
-            b[j] = beta ? beta[c0 + j] : 0.0f;
-            mf[j] = (float)mean;
+            cur->a[j] = (float)(gm * invstd);
+            cur->b[j] = beta ? beta[c0 + j] : 0.0f;
+            cur->m[j] = (float)mean;
             if (save_mean)
                 save_mean[c0 + j] = (float)mean;
             if (save_invstd)
@@ -235,11 +293,15 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
                 running->var[c0 + j] = (float)(w_old * running->var[c0 + j] + w_new * v);
             }
         }
-        bnorm_apply_plan plan;
-        bnorm_apply_plan_init(&plan, kt, shape, &g[0], &g[1], x, y, c0, c0 + nc, a, b, mf,
-                              -INFINITY, INFINITY, false, &pattern);
-        bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+        if (pipe) { /* applied with the next block's moments, or after the loop */
+            prev = cur;
+            cur = cur == &blk[0] ? &blk[1] : &blk[0];
+        } else {
+            fwd_apply(kt, shape, g, x, y, cur, &pattern);
+        }
     }
+    if (prev)
+        fwd_apply(kt, shape, g, x, y, prev, &pattern);
     return BNORM_OK;
 }
 
