@@ -101,6 +101,22 @@ typedef void (*bnorm_f32_moments_apply_fn)(size_t count, size_t len, const float
                                            float *ya, size_t ya_stride, const float *a,
                                            const float *b, const float *m);
 
+/*
+ * Training backward's two passes over two blocks of planes at once: the dot products
+ * of block D (exactly dot_planes(count, len, x, x_stride, dy, dy_stride, m, sdy,
+ * sdyx)) and the two-input apply of block A (exactly apply2_planes(count, len, xa,
+ * xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k)), bit for bit what the
+ * two calls give one after the other, in one loop. dxa may equal dya (same stride);
+ * otherwise no output overlaps an input. An ISA without a fused loop composes them.
+ */
+typedef void (*bnorm_f32_dot_apply2_fn)(size_t count, size_t len, const float *x,
+                                        size_t x_stride, const float *dy, size_t dy_stride,
+                                        const float *m, double *sdy, double *sdyx,
+                                        const float *xa, size_t xa_stride,
+                                        const float *dya, size_t dya_stride, float *dxa,
+                                        size_t dxa_stride, const float *a, const float *b,
+                                        const float *ma, const float *k);
+
 typedef struct bnorm_kernels {
     bnorm_isa isa;
     const char *name;
@@ -109,6 +125,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_moments_fn moments_planes, moments_rows;
     bnorm_f32_dot_fn dot_planes, dot_rows;
     bnorm_f32_moments_apply_fn moments_apply_planes;
+    bnorm_f32_dot_apply2_fn dot_apply2_planes;
 } bnorm_kernels;
 
 /* Declares every kernel and the table of one ISA. */
@@ -143,6 +160,10 @@ typedef struct bnorm_kernels {
                                                   const float *, size_t, float *,      \
                                                   size_t, const float *, const float *, \
                                                   const float *);                      \
+    void bnorm_f32_dot_apply2_planes__##suffix(                                        \
+        size_t, size_t, const float *, size_t, const float *, size_t, const float *,    \
+        double *, double *, const float *, size_t, const float *, size_t, float *,      \
+        size_t, const float *, const float *, const float *, const float *);          \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */
@@ -159,6 +180,7 @@ typedef struct bnorm_kernels {
         .dot_planes = bnorm_f32_dot_planes__##suffix,                               \
         .dot_rows = bnorm_f32_dot_rows__##suffix,                                   \
         .moments_apply_planes = bnorm_f32_moments_apply_planes__##suffix,           \
+        .dot_apply2_planes = bnorm_f32_dot_apply2_planes__##suffix,                 \
     }
 
 BNORM_DECLARE_KERNELS(scalar);

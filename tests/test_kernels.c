@@ -3,7 +3,8 @@
  *  1. the apply family with BNORM_KF_STREAM (non-temporal stores), a path the
  *     operations reach only for outputs of at least half the last-level cache, which
  *     no other test allocates;
- *  2. the fused moments_apply_planes against the two kernels it fuses.
+ *  2. the fused moments_apply_planes and dot_apply2_planes against the two kernels
+ *     each one fuses.
  *
  * STREAM is a hint about where y goes, never about its value: with it every table
  * must write exactly what it writes without it, bit for bit, and nothing else. Both
@@ -209,6 +210,88 @@ Test(kernels, moments_apply_equals_moments_then_apply, .timeout = 300)
                 fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
             fused_case(&tables[ti], 3, lens[li], &rng, seed);
+    }
+    cr_expect(cases > 0, "no runnable kernel table");
+}
+
+/*
+ * dot_apply2_planes is dot_planes followed by apply2_planes, bit for bit, on the same
+ * kinds of shapes and buffers; in place here means dxa == dya.
+ */
+static bool dot_fused_case(const bnorm_conf_table *t, size_t count, size_t len,
+                           bnorm_rng *rng, uint64_t seed)
+{
+    size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
+    size_t stride = len + pad, extent = (count - 1) * stride + len;
+    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
+                                                   : bnorm_rng_below(rng, 16);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    bnorm_fence f[6];
+    float *p[6]; /* x, dy of the dot block; xa, dya of the apply block; dx1, dx2 */
+    for (int i = 0; i < 6; i++) {
+        p[i] = bnorm_fence_alloc(&f[i], extent, misalign);
+        cr_assert(p[i], "mmap failed");
+    }
+    for (size_t i = 0; i < extent; i++) {
+        for (int j = 0; j < 4; j++)
+            p[j][i] = (float)(bnorm_rng_normal(rng) * 2.0);
+        p[4][i] = p[5][i] = SENTINEL;
+    }
+    float m[16], a[16], b[16], ma[16], k[16];
+    double sdy[2][16], sdyx[2][16];
+    for (size_t q = 0; q < count; q++) {
+        m[q] = (float)bnorm_rng_normal(rng);
+        a[q] = (float)bnorm_rng_normal(rng);
+        b[q] = (float)bnorm_rng_normal(rng);
+        ma[q] = (float)bnorm_rng_normal(rng);
+        k[q] = (float)bnorm_rng_normal(rng);
+        sdy[0][q] = sdy[1][q] = bnorm_rng_normal(rng);
+        sdyx[0][q] = sdyx[1][q] = bnorm_rng_normal(rng);
+    }
+    const float *dya1 = p[3], *dya2 = p[3];
+    if (in_place) {
+        for (size_t q = 0; q < count; q++) {
+            memcpy(p[4] + q * stride, p[3] + q * stride, len * sizeof(float));
+            memcpy(p[5] + q * stride, p[3] + q * stride, len * sizeof(float));
+        }
+        dya1 = p[4];
+        dya2 = p[5];
+    }
+    t->k->dot_apply2_planes(count, len, p[0], stride, p[1], stride, m, sdy[0], sdyx[0],
+                            p[2], stride, dya1, stride, p[4], stride, a, b, ma, k);
+    t->k->dot_planes(count, len, p[0], stride, p[1], stride, m, sdy[1], sdyx[1]);
+    t->k->apply2_planes(count, len, p[2], stride, dya2, stride, p[5], stride, a, b, ma, k);
+    bool ok = memcmp(p[4], p[5], extent * sizeof(float)) == 0 &&
+              memcmp(sdy[0], sdy[1], count * sizeof(double)) == 0 &&
+              memcmp(sdyx[0], sdyx[1], count * sizeof(double)) == 0;
+    for (int i = 0; i < 6; i++)
+        ok = ok && bnorm_fence_intact(&f[i]);
+    cr_expect(ok,
+              "%s count=%zu len=%zu pad=%zu misalign=%zu in_place=%d: fused dot+apply2 "
+              "differs from the two kernels (BNORM_TEST_SEED=0x%llx)",
+              t->label, count, len, pad, misalign, (int)in_place, (unsigned long long)seed);
+    for (int i = 0; i < 6; i++)
+        bnorm_fence_free(&f[i]);
+    return ok;
+}
+
+Test(kernels, dot_apply2_equals_dot_then_apply2, .timeout = 300)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x646f7432ull);
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    size_t cases = 0;
+    static const size_t fcounts[] = {1, 2, 3, 5, 16};
+    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
+        if (!tables[ti].runnable)
+            continue;
+        for (size_t len = 1; len <= 80; len++)
+            for (size_t ci = 0; ci < sizeof fcounts / sizeof fcounts[0]; ci++, cases++)
+                dot_fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
+            dot_fused_case(&tables[ti], 3, lens[li], &rng, seed);
     }
     cr_expect(cases > 0, "no runnable kernel table");
 }

@@ -38,6 +38,9 @@ enum { ROW_TILE = 8 };
 /* First n lanes set (n <= 4): unaligned loads from mask32 + 4 - n, mask64 + 4 - n. */
 static const int32_t mask32[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
 static const int64_t mask64[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+/* First n of 8 lanes set (n <= 8): an unaligned load from mask32x8 + 8 - n. */
+static const int32_t mask32x8[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                     0,  0,  0,  0,  0,  0,  0,  0};
 
 ALWAYS_INLINE __m128i mask_ps(size_t n)
 {
@@ -64,15 +67,31 @@ ALWAYS_INLINE double hsum(__m256d a0, __m256d a1, __m256d a2, __m256d a3)
     return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
 }
 
-void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
-                                size_t x_stride, const float *dy, size_t dy_stride,
-                                const float *m, double *sdy, double *sdyx)
+/* The two-input apply of apply2.c, in the same order: fma(a, dy, fma(b, x - m, k)). */
+ALWAYS_INLINE __m256 apply2_v(const float *x, const float *dy, __m256 a, __m256 b,
+                              __m256 m, __m256 k)
 {
-    for (size_t p = 0; p < count; p++) {
-        const float *xp = x + p * x_stride, *dp = dy + p * dy_stride;
-        __m256d vm = _mm256_set1_pd((double)m[p]);
-        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-        __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    return _mm256_fmadd_ps(a, _mm256_loadu_ps(dy),
+                           _mm256_fmadd_ps(b, _mm256_sub_ps(_mm256_loadu_ps(x), m), k));
+}
+
+/* One fused plane's apply2 parameters. */
+typedef struct side {
+    const float *x, *dy;
+    float *dx;
+    __m256 a, b, m, k;
+} side;
+
+/* The dot products of one plane (xp, dp) into *sdy, *sdyx; with `fused`, also the
+ * two-input apply of the plane sd (two vectors per 16-float step of the dot loop, so
+ * that its loads and stores overlap the dot's arithmetic, then its last 0..15
+ * floats). The dot products are the same operations in the same order either way. */
+ALWAYS_INLINE void dot_plane(size_t len, const float *xp, const float *dp, double m,
+                             double *sdy, double *sdyx, bool fused, const side *sd)
+{
+    __m256d vm = _mm256_set1_pd(m);
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
 /* sdy += dy, sdyx += dy * t for the 4 floats at i (already in double). */
 #define ACCD(sdy, sdyx, d4, t4)                                                     \
     do {                                                                            \
@@ -82,28 +101,76 @@ void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
     } while (0)
 #define D(i) _mm256_cvtps_pd(_mm_loadu_ps(dp + (i)))
 #define T(i) _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(xp + (i))), vm)
-        size_t i = 0;
-        for (; i + 16 <= len; i += 16) {
-            PREFETCH(xp + i);
-            PREFETCH(dp + i);
-            ACCD(a0, b0, D(i), T(i));
-            ACCD(a1, b1, D(i + 4), T(i + 4));
-            ACCD(a2, b2, D(i + 8), T(i + 8));
-            ACCD(a3, b3, D(i + 12), T(i + 12));
+#define SIDE(i)                                                                     \
+    _mm256_storeu_ps(sd->dx + (i), apply2_v(sd->x + (i), sd->dy + (i), sd->a, sd->b,  \
+                                            sd->m, sd->k))
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+        PREFETCH(xp + i);
+        PREFETCH(dp + i);
+        ACCD(a0, b0, D(i), T(i));
+        ACCD(a1, b1, D(i + 4), T(i + 4));
+        if (fused)
+            SIDE(i);
+        ACCD(a2, b2, D(i + 8), T(i + 8));
+        ACCD(a3, b3, D(i + 12), T(i + 12));
+        if (fused)
+            SIDE(i + 8);
+    }
+    if (fused) {
+        size_t j = i;
+        if (j + 8 <= len) {
+            SIDE(j);
+            j += 8;
         }
-        for (; i + 4 <= len; i += 4)
-            ACCD(a0, b0, D(i), T(i));
+        if (j < len) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(mask32x8 + 8 - (len - j)));
+            __m256 t = _mm256_sub_ps(_mm256_maskload_ps(sd->x + j, q), sd->m);
+            __m256 u = _mm256_fmadd_ps(sd->b, t, sd->k);
+            __m256 v = _mm256_fmadd_ps(sd->a, _mm256_maskload_ps(sd->dy + j, q), u);
+            _mm256_maskstore_ps(sd->dx + j, q, v);
+        }
+    }
+#undef SIDE
+    for (; i + 4 <= len; i += 4)
+        ACCD(a0, b0, D(i), T(i));
 #undef T
 #undef D
-        if (i < len) {
-            __m128i q = mask_ps(len - i);
-            __m256d d = _mm256_cvtps_pd(_mm_maskload_ps(dp + i, q));
-            __m256d t = _mm256_sub_pd(_mm256_cvtps_pd(_mm_maskload_ps(xp + i, q)), vm);
-            ACCD(a0, b0, d, _mm256_and_pd(t, _mm256_castsi256_pd(mask_pd(len - i))));
-        }
+    if (i < len) {
+        __m128i q = mask_ps(len - i);
+        __m256d d = _mm256_cvtps_pd(_mm_maskload_ps(dp + i, q));
+        __m256d t = _mm256_sub_pd(_mm256_cvtps_pd(_mm_maskload_ps(xp + i, q)), vm);
+        ACCD(a0, b0, d, _mm256_and_pd(t, _mm256_castsi256_pd(mask_pd(len - i))));
+    }
 #undef ACCD
-        sdy[p] += hsum(a0, a1, a2, a3);
-        sdyx[p] += hsum(b0, b1, b2, b3);
+    *sdy += hsum(a0, a1, a2, a3);
+    *sdyx += hsum(b0, b1, b2, b3);
+}
+
+void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
+                                size_t x_stride, const float *dy, size_t dy_stride,
+                                const float *m, double *sdy, double *sdyx)
+{
+    for (size_t p = 0; p < count; p++)
+        dot_plane(len, x + p * x_stride, dy + p * dy_stride, (double)m[p], &sdy[p],
+                  &sdyx[p], false, NULL);
+}
+
+void bnorm_f32_dot_apply2_planes__avx2(size_t count, size_t len, const float *x,
+                                       size_t x_stride, const float *dy, size_t dy_stride,
+                                       const float *m, double *sdy, double *sdyx,
+                                       const float *xa, size_t xa_stride, const float *dya,
+                                       size_t dya_stride, float *dxa, size_t dxa_stride,
+                                       const float *a, const float *b, const float *ma,
+                                       const float *k)
+{
+    for (size_t p = 0; p < count; p++) {
+        side sd = {xa + p * xa_stride,          dya + p * dya_stride,
+                   dxa + p * dxa_stride,        _mm256_broadcast_ss(a + p),
+                   _mm256_broadcast_ss(b + p),  _mm256_broadcast_ss(ma + p),
+                   _mm256_broadcast_ss(k + p)};
+        dot_plane(len, x + p * x_stride, dy + p * dy_stride, (double)m[p], &sdy[p],
+                  &sdyx[p], true, &sd);
     }
 }
 
