@@ -12,11 +12,13 @@
  * The forward over planes (unless its output is streamed) is pipelined: the moments
  * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
  * kernel), so the apply's loads and stores overlap the moments' arithmetic (AVX2, 64
- * planes of 2048 floats in L2: 5.9 -> 7.4 Gelem/s). Both blocks must stay cached, so
- * each gets a quarter of L2, and there are up to 8 blocks, so that the unfused first
- * moments and last apply are a small part. The results are the same bit for bit: the
- * fused kernel is the two kernels' operations, and every block is reduced in the
- * same order.
+ * planes of 2048 floats in L2: 5.9 -> 7.4 Gelem/s). The backward over planes, when
+ * it computes dx, does the same with dot_apply2_planes (5.0 -> 5.7). The blocks in
+ * flight must stay cached, so they share the cached pass (forward x twice, backward x
+ * and dy twice), and there are up to 8 blocks, so that the unfused first reduction
+ * and last apply are a small part. The results are the same bit for bit: the fused
+ * kernels are the two kernels' operations, and every block is reduced in the same
+ * order.
  *
  * Summation order is fixed by the shape: each (image, channel) plane is summed from
  * zero and planes are added in image order; rows are summed in chunks of ROW_CHUNK
@@ -122,13 +124,20 @@ static size_t block_channels(const walk *w, size_t m)
     return fit < 1 ? 1 : fit > BLOCK ? BLOCK : fit;
 }
 
-/* Channels per block for the pipelined forward: the block being reduced and the one
- * being applied share the cached pass, and up to 8 blocks (see the top). */
-static size_t pipe_block_channels(size_t c, size_t m)
+/* Channels per block for a pipelined pass: `arrays` block-sized inputs in flight (the
+ * block being reduced and the one being applied: forward x and x, backward x, dy and
+ * x, dy) share the cached pass, and up to 8 blocks (see the top), but no fewer than
+ * PIPE_MIN_ELEMS values per block: each step has a fixed cost (fold, calls), and on
+ * a 64x48 tensor eight blocks made the backward 14% slower than one. */
+#define PIPE_MIN_ELEMS 2048
+static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)
 {
-    size_t fit = bnorm_cached_pass_bytes() / 2 / (m * sizeof(float));
+    size_t fit = bnorm_cached_pass_bytes() / arrays / (m * sizeof(float));
     size_t eighth = (c + 7) / 8;
+    size_t least = (PIPE_MIN_ELEMS + m - 1) / m;
     size_t nb = fit < eighth ? fit : eighth;
+    if (nb < least)
+        nb = least;
     return nb < 1 ? 1 : nb > BLOCK ? BLOCK : nb;
 }
 
@@ -235,7 +244,7 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     walk_init(&w, shape, gw, c);
     double m = (double)shape->n * (double)shape->spatial;
     bool pipe = !w.rows && !bnorm_apply_plan_streams(&g[1]);
-    size_t block = pipe ? pipe_block_channels(c, shape->n * shape->spatial)
+    size_t block = pipe ? pipe_block_channels(c, shape->n * shape->spatial, 2)
                         : block_channels(&w, shape->n * shape->spatial);
     double s1[BLOCK], s2[BLOCK];
     float k[BLOCK];
@@ -334,6 +343,26 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
     }
 }
 
+/* A block of channels folded by the backward: dx = a dy + b (x - mean) + k. */
+typedef struct bwd_block {
+    size_t c0, nc;
+    float a[BLOCK], b[BLOCK], k[BLOCK];
+} bwd_block;
+
+/* The backward's apply pass over one folded block. */
+static void bwd_apply(const bnorm_kernels *kt, const walk *w, const float *x,
+                      const float *dy, float *dx, const float *save_mean,
+                      const bwd_block *bb)
+{
+    walk wb = *w;
+    if (wb.rows)
+        wb.len = bb->nc;
+    else
+        wb.items = bb->nc;
+    apply2_block(kt, &wb, x + bb->c0 * w->c_stride[0], dy + bb->c0 * w->c_stride[1],
+                 dx + bb->c0 * w->c_stride[2], bb->a, bb->b, save_mean + bb->c0, bb->k);
+}
+
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
                                           const float *x, const bnorm_strides *x_strides,
                                           const float *dy, const bnorm_strides *dy_strides,
@@ -362,9 +391,12 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
     walk w;
     walk_init(&w, shape, gw, c);
     double m = (double)shape->n * (double)shape->spatial;
-    size_t block = block_channels(&w, shape->n * shape->spatial);
+    bool pipe = dx && !w.rows;
+    size_t block = pipe ? pipe_block_channels(c, shape->n * shape->spatial, 4)
+                        : block_channels(&w, shape->n * shape->spatial);
     double sdy[BLOCK], sdyx[BLOCK];
-    float a[BLOCK], b[BLOCK], k[BLOCK];
+    bwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
+    bwd_block *cur = &blk[0], *prev = NULL;
     for (size_t c0 = 0; c0 < c; c0 += block) {
         size_t nc = c - c0 < block ? c - c0 : block;
         walk wb = w;
@@ -373,7 +405,29 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
         else
             wb.items = nc;
         const float *xb = x + c0 * w.c_stride[0], *dyb = dy + c0 * w.c_stride[1];
-        reduce_block(kt, &wb, xb, dyb, save_mean + c0, sdy, sdyx);
+        if (prev && prev->nc == nc) {
+            /* dot products of this block fused with the apply of the previous one */
+            size_t p0 = prev->c0;
+            memset(sdy, 0, nc * sizeof(double));
+            memset(sdyx, 0, nc * sizeof(double));
+            for (size_t gi = 0; gi < w.groups; gi++) {
+                const float *xg = x + gi * w.g_stride[0], *dyg = dy + gi * w.g_stride[1];
+                kt->dot_apply2_planes(nc, w.len, xg + c0 * w.i_stride[0], w.i_stride[0],
+                                      dyg + c0 * w.i_stride[1], w.i_stride[1],
+                                      save_mean + c0, sdy, sdyx, xg + p0 * w.i_stride[0],
+                                      w.i_stride[0], dyg + p0 * w.i_stride[1],
+                                      w.i_stride[1],
+                                      dx + gi * w.g_stride[2] + p0 * w.i_stride[2],
+                                      w.i_stride[2], prev->a, prev->b, save_mean + p0,
+                                      prev->k);
+            }
+        } else {
+            if (prev)
+                bwd_apply(kt, &w, x, dy, dx, save_mean, prev);
+            reduce_block(kt, &wb, xb, dyb, save_mean + c0, sdy, sdyx);
+        }
+        cur->c0 = c0;
+        cur->nc = nc;
         for (size_t j = 0; j < nc; j++) {
             double is = save_invstd[c0 + j], gm = gamma ? gamma[c0 + j] : 1.0;
             double dg = sdyx[j] * is;
@@ -381,13 +435,19 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
                 dgamma[c0 + j] = (float)dg;
             if (dbeta)
                 dbeta[c0 + j] = (float)sdy[j];
-            a[j] = (float)(gm * is);
-            b[j] = (float)(-gm * is * is * dg / m);
-            k[j] = (float)(-gm * is * sdy[j] / m);
+            cur->a[j] = (float)(gm * is);
+            cur->b[j] = (float)(-gm * is * is * dg / m);
+            cur->k[j] = (float)(-gm * is * sdy[j] / m);
         }
-        if (dx)
-            apply2_block(kt, &wb, xb, dyb, dx + c0 * w.c_stride[2], a, b, save_mean + c0, k);
+        if (pipe) { /* applied with the next block's dot products, or after the loop */
+            prev = cur;
+            cur = cur == &blk[0] ? &blk[1] : &blk[0];
+        } else if (dx) {
+            bwd_apply(kt, &w, x, dy, dx, save_mean, cur);
+        }
     }
+    if (prev)
+        bwd_apply(kt, &w, x, dy, dx, save_mean, prev);
     return BNORM_OK;
 }
 
