@@ -5,10 +5,11 @@
  * Each span (one plane or one row) runs 4 vectors (32 floats) per iteration so that
  * loads, FMAs and stores overlap, then single vectors, then one masked vector for the
  * last 1..7 floats (vmaskmov neither faults nor writes outside the mask, so nothing
- * past the span is touched). Rows (per-element a, b, m) go four at a time: each
- * column block's a, b and m are loaded once for the four rows (in L1, NHWC C=64:
- * 20 -> 26 Gelem/s), the last 1..3 rows alone. Every combination of the three flags
- * is its own specialization, so no flag test reaches an inner loop.
+ * past the span is touched). Small or in-place rows (per-element a, b, m) go four
+ * at a time: each column block's a, b and m are loaded once for the four rows (in
+ * L1, NHWC C=64: 20 -> 26 Gelem/s), the last 1..3 rows alone (see use_tiles). Every
+ * combination of the three flags is its own specialization, so no flag test reaches
+ * an inner loop.
  *
  * With BNORM_KF_STREAM the output is written with non-temporal stores, each run of
  * them after a masked head that brings y to a 32-byte boundary. One sequential
@@ -114,9 +115,20 @@ ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
 /* Rows per tile of the rows kernel (without STREAM). */
 enum { ROW_TILE = 4 };
 
-/* ROW_TILE rows at once: each block of 16 columns loads its a, b (and m) once and
+/* ROW_TILE rows at once: each block of 32 columns loads its a, b (and m) once and
  * applies them to every row of the tile, so a row costs one load per vector instead
- * of three or four; then 8 columns, then the masked last 1..7. */
+ * of three or four; then blocks of 8, then the masked last 1..7.
+ * It also runs four rows' streams at once, which costs more than the loads it saves
+ * when the data comes from L2 and x and y are separate (measured, 512 KiB of rows of
+ * 64..1024 floats: 0-40% slower than one row at a time). So tiles are used only when
+ * the rows are small enough to be in L1 (at most TILE_MAX_ELEMS values) or y is x. */
+#define TILE_MAX_ELEMS 4096
+
+ALWAYS_INLINE bool use_tiles(size_t count, size_t len, const float *x, const float *y)
+{
+    return count >= ROW_TILE && ((const float *)y == x || count * len <= TILE_MAX_ELEMS);
+}
+
 ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, float *y,
                              size_t ys, const float *a, const float *b, const float *m,
                              __m256 lo, __m256 hi, bool clamp, bool center)
@@ -124,28 +136,33 @@ ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, float *y,
 #define X(r, i) _mm256_loadu_ps(x + (r) * xs + (i))
 #define V(r, i, va, vb, vm)                                                         \
     _mm256_fmadd_ps(center ? _mm256_sub_ps(X(r, i), vm) : X(r, i), va, vb)
+#define LM(i) (center ? _mm256_loadu_ps(m + (i)) : z)
     __m256 z = _mm256_setzero_ps();
     size_t i = 0;
-    for (; i + 16 <= len; i += 16) {
+    for (; i + 32 <= len; i += 32) {
         __m256 a0 = _mm256_loadu_ps(a + i), a1 = _mm256_loadu_ps(a + i + 8);
+        __m256 a2 = _mm256_loadu_ps(a + i + 16), a3 = _mm256_loadu_ps(a + i + 24);
         __m256 b0 = _mm256_loadu_ps(b + i), b1 = _mm256_loadu_ps(b + i + 8);
-        __m256 m0 = center ? _mm256_loadu_ps(m + i) : z;
-        __m256 m1 = center ? _mm256_loadu_ps(m + i + 8) : z;
+        __m256 b2 = _mm256_loadu_ps(b + i + 16), b3 = _mm256_loadu_ps(b + i + 24);
+        __m256 m0 = LM(i), m1 = LM(i + 8), m2 = LM(i + 16), m3 = LM(i + 24);
         for (size_t r = 0; r < ROW_TILE; r++) {
+            float *yr = y + r * ys + i;
             __m256 v0 = V(r, i, a0, b0, m0), v1 = V(r, i + 8, a1, b1, m1);
-            _mm256_storeu_ps(y + r * ys + i, act(v0, lo, hi, clamp));
-            _mm256_storeu_ps(y + r * ys + i + 8, act(v1, lo, hi, clamp));
+            __m256 v2 = V(r, i + 16, a2, b2, m2), v3 = V(r, i + 24, a3, b3, m3);
+            _mm256_storeu_ps(yr, act(v0, lo, hi, clamp));
+            _mm256_storeu_ps(yr + 8, act(v1, lo, hi, clamp));
+            _mm256_storeu_ps(yr + 16, act(v2, lo, hi, clamp));
+            _mm256_storeu_ps(yr + 24, act(v3, lo, hi, clamp));
         }
     }
-    if (i + 8 <= len) {
-        __m256 a0 = _mm256_loadu_ps(a + i), b0 = _mm256_loadu_ps(b + i);
-        __m256 m0 = center ? _mm256_loadu_ps(m + i) : z;
+    for (; i + 8 <= len; i += 8) {
+        __m256 a0 = _mm256_loadu_ps(a + i), b0 = _mm256_loadu_ps(b + i), m0 = LM(i);
         for (size_t r = 0; r < ROW_TILE; r++)
             _mm256_storeu_ps(y + r * ys + i, act(V(r, i, a0, b0, m0), lo, hi, clamp));
-        i += 8;
     }
 #undef X
 #undef V
+#undef LM
     if (i < len) {
         __m256i k = tail_mask(len - i);
         __m256 a0 = _mm256_maskload_ps(a + i, k), b0 = _mm256_maskload_ps(b + i, k);
@@ -306,7 +323,7 @@ ALWAYS_INLINE void apply(size_t count, size_t len, const float *x, size_t x_stri
         return;
     }
     size_t p = 0;
-    if (rows) {
+    if (rows && use_tiles(count, len, x, y)) {
         for (; p + ROW_TILE <= count; p += ROW_TILE)
             rows_tile(len, x + p * x_stride, x_stride, y + p * y_stride, y_stride, a, b,
                       m, vlo, vhi, clamp, center);
