@@ -62,12 +62,15 @@ typedef void (*bnorm_f32_apply2_fn)(size_t count, size_t len, const float *x,
 /*
  * Moments about a per-channel shift k, accumulated in double:
  *   s1[ch] += sum (x - k[ch]),  s2[ch] += sum (x - k[ch])^2
- * x - k is rounded to float (exact when x is within a factor 2 of k, which is what
- * the shift is for), its square and the sums are double. planes: each item is summed
- * from zero, then added to s1[p], s2[p], items in order; the order inside an item is
- * the ISA's own (lanes), so planes sums may differ between ISAs in the last bits.
- * rows: rows are added into s1[i], s2[i] one after another, in order; since the
- * terms are exact in double, rows sums are identical in every ISA.
+ * rows: x - k is rounded to float (exact when x is within a factor 2 of k, which is
+ * what the shift is for), its square and the sums are double; rows are added into
+ * s1[i], s2[i] one after another, in order; since the terms are exact in double,
+ * rows sums are identical in every ISA.
+ * planes: x - k is rounded to float as above, or formed in double ((double)x -
+ * (double)k, exact unless the exponents are ~29 apart), whichever the ISA does
+ * faster (AVX2: double); each item is summed from zero, then added to s1[p], s2[p],
+ * items in order; the order inside an item is the ISA's own (lanes), so planes sums
+ * may differ between ISAs in the last bits.
  */
 typedef void (*bnorm_f32_moments_fn)(size_t count, size_t len, const float *x,
                                      size_t x_stride, const float *k, double *s1,
@@ -76,11 +79,43 @@ typedef void (*bnorm_f32_moments_fn)(size_t count, size_t len, const float *x,
 /*
  * Per-channel dot products for backward, accumulated in double:
  *   sdy[ch] += sum dy,  sdyx[ch] += sum dy * (x - m[ch])
- * with the same summation order rules as moments.
+ * with the same rules as moments for x - m (rows: rounded to float; planes: rounded
+ * to float or formed in double) and for the summation order.
  */
 typedef void (*bnorm_f32_dot_fn)(size_t count, size_t len, const float *x,
                                  size_t x_stride, const float *dy, size_t dy_stride,
                                  const float *m, double *sdy, double *sdyx);
+
+/*
+ * Training forward's two passes over two blocks of planes at once: the moments of
+ * block M (exactly moments_planes(count, len, xm, xm_stride, k, s1, s2)) and the
+ * centered apply of block A (exactly apply_planes(count, len, xa, xa_stride, ya,
+ * ya_stride, a, b, m, -inf, +inf, BNORM_KF_CENTER)), bit for bit what the two calls
+ * give one after the other. One pass over both lets the apply's loads and stores
+ * overlap the moments' arithmetic. ya may equal xa (same stride); otherwise no
+ * output overlaps an input. An ISA without a fused loop composes the two calls.
+ */
+typedef void (*bnorm_f32_moments_apply_fn)(size_t count, size_t len, const float *xm,
+                                           size_t xm_stride, const float *k, double *s1,
+                                           double *s2, const float *xa, size_t xa_stride,
+                                           float *ya, size_t ya_stride, const float *a,
+                                           const float *b, const float *m);
+
+/*
+ * Training backward's two passes over two blocks of planes at once: the dot products
+ * of block D (exactly dot_planes(count, len, x, x_stride, dy, dy_stride, m, sdy,
+ * sdyx)) and the two-input apply of block A (exactly apply2_planes(count, len, xa,
+ * xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k)), bit for bit what the
+ * two calls give one after the other, in one loop. dxa may equal dya (same stride);
+ * otherwise no output overlaps an input. An ISA without a fused loop composes them.
+ */
+typedef void (*bnorm_f32_dot_apply2_fn)(size_t count, size_t len, const float *x,
+                                        size_t x_stride, const float *dy, size_t dy_stride,
+                                        const float *m, double *sdy, double *sdyx,
+                                        const float *xa, size_t xa_stride,
+                                        const float *dya, size_t dya_stride, float *dxa,
+                                        size_t dxa_stride, const float *a, const float *b,
+                                        const float *ma, const float *k);
 
 typedef struct bnorm_kernels {
     bnorm_isa isa;
@@ -89,6 +124,8 @@ typedef struct bnorm_kernels {
     bnorm_f32_apply2_fn apply2_planes, apply2_rows;
     bnorm_f32_moments_fn moments_planes, moments_rows;
     bnorm_f32_dot_fn dot_planes, dot_rows;
+    bnorm_f32_moments_apply_fn moments_apply_planes;
+    bnorm_f32_dot_apply2_fn dot_apply2_planes;
 } bnorm_kernels;
 
 /* Declares every kernel and the table of one ISA. */
@@ -118,6 +155,15 @@ typedef struct bnorm_kernels {
     void bnorm_f32_dot_rows__##suffix(size_t, size_t, const float *, size_t,          \
                                       const float *, size_t, const float *, double *, \
                                       double *);                                     \
+    void bnorm_f32_moments_apply_planes__##suffix(size_t, size_t, const float *, size_t, \
+                                                  const float *, double *, double *,   \
+                                                  const float *, size_t, float *,      \
+                                                  size_t, const float *, const float *, \
+                                                  const float *);                      \
+    void bnorm_f32_dot_apply2_planes__##suffix(                                        \
+        size_t, size_t, const float *, size_t, const float *, size_t, const float *,    \
+        double *, double *, const float *, size_t, const float *, size_t, float *,      \
+        size_t, const float *, const float *, const float *, const float *);          \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */
@@ -133,6 +179,8 @@ typedef struct bnorm_kernels {
         .moments_rows = bnorm_f32_moments_rows__##suffix,                           \
         .dot_planes = bnorm_f32_dot_planes__##suffix,                               \
         .dot_rows = bnorm_f32_dot_rows__##suffix,                                   \
+        .moments_apply_planes = bnorm_f32_moments_apply_planes__##suffix,           \
+        .dot_apply2_planes = bnorm_f32_dot_apply2_planes__##suffix,                 \
     }
 
 BNORM_DECLARE_KERNELS(scalar);

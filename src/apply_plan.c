@@ -7,23 +7,30 @@
 /* Elements per task: large enough that a task costs far more than its dispatch. */
 #define TASK_ELEMENTS ((size_t)32 << 10)
 
-static size_t gcd(size_t a, size_t b)
+/* memcpy of n floats. The empty asm hides n's range from the optimizer: knowing
+ * n <= BNORM_PATTERN_MAX, GCC expands memcpy inline as `rep movsq`, whose start-up
+ * (tens of cycles per copy) dominated small tensors; the library call is faster. */
+static void copy_floats(float *dst, const float *src, size_t n)
 {
-    while (b) {
-        size_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
+    __asm__("" : "+r"(n));
+    memcpy(dst, src, n * sizeof(float));
 }
 
-/* The periodic plan's row length for period c, or 0 if it would not fit. */
-static size_t pattern_len(size_t c)
+/* The periodic plan's row length for period c over total elements, or 0 if no
+ * pattern helps: the shortest run of whole vectors of whole periods (a multiple of
+ * lcm(c, 8)) of at least 64 floats. (Longer patterns, up to BNORM_PATTERN_MAX, cost
+ * more to fill than they save in per-row overhead: measured, no consistent gain.)
+ * No division: this runs on every call, and tiny tensors are dominated by such fixed
+ * costs. */
+static size_t pattern_len(size_t c, size_t total)
 {
-    if (c > BNORM_PATTERN_MAX)
+    if (c > BNORM_PATTERN_MAX || total <= c) /* one row: nothing to expand */
         return 0;
-    size_t l = c / gcd(c, 8) * 8; /* lcm(c, 8): whole vectors of whole periods */
-    size_t p = l * ((64 + l - 1) / l);
+    unsigned tz = (unsigned)__builtin_ctzll((unsigned long long)c);
+    size_t l = tz >= 3 ? c : c << (3 - tz); /* lcm(c, 8) */
+    size_t p = l;
+    while (p < 64)
+        p += l;
     return p <= BNORM_PATTERN_MAX ? p : 0;
 }
 
@@ -34,9 +41,17 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
                            float lo, float hi, bool clamp, bnorm_apply_pattern *pattern)
 {
     size_t nc = c1 - c0;
-    *plan = (bnorm_apply_plan){.a = a, .b = b, .m = m, .lo = lo, .hi = hi};
+    /* Field by field: zeroing the whole struct first compiled to `rep stosq`, whose
+     * start-up alone was a noticeable part of a tiny tensor's time. */
+    plan->per_item_ab = false;
+    plan->x_group = plan->y_group = 0;
+    plan->a = a;
+    plan->b = b;
+    plan->m = m;
+    plan->lo = lo;
+    plan->hi = hi;
     plan->flags = (clamp ? BNORM_KF_CLAMP : 0) | (m ? BNORM_KF_CENTER : 0);
-    if (gy->extent * sizeof(float) >= bnorm_stream_threshold())
+    if (bnorm_apply_plan_streams(gy))
         plan->flags |= BNORM_KF_STREAM;
 
     if (shape->layout == BNORM_NCHW && !(shape->spatial == 1 && gx->inner == 1 &&
@@ -84,24 +99,38 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
 
     size_t p;
     if (pattern && !plan->per_item_ab && plan->groups == 1 && nc == shape->c &&
-        plan->x_item == nc && plan->y_item == nc && (p = pattern_len(nc)) != 0) {
+        plan->x_item == nc && plan->y_item == nc &&
+        (p = pattern_len(nc, plan->items * nc)) != 0) {
         size_t total = plan->items * nc;
         size_t fill = total < p ? total : p;
-        for (size_t i = 0; i < fill; i += nc) { /* whole periods, the last one cut */
-            size_t n = fill - i < nc ? fill - i : nc;
-            memcpy(pattern->a + i, a, n * sizeof(float));
-            memcpy(pattern->b + i, b, n * sizeof(float));
+        if (p > nc) { /* p == nc: the arrays themselves are the pattern */
+            /* One period, then double what is there: log2(fill / nc) copies. */
+            size_t n = fill < nc ? fill : nc;
+            copy_floats(pattern->a, a, n);
+            copy_floats(pattern->b, b, n);
             if (m)
-                memcpy(pattern->m + i, m, n * sizeof(float));
+                copy_floats(pattern->m, m, n);
+            for (size_t done = n; done < fill; done += n) {
+                n = fill - done < done ? fill - done : done;
+                copy_floats(pattern->a + done, pattern->a, n);
+                copy_floats(pattern->b + done, pattern->b, n);
+                if (m)
+                    copy_floats(pattern->m + done, pattern->m, n);
+            }
+            plan->a = pattern->a;
+            plan->b = pattern->b;
+            plan->m = m ? pattern->m : NULL;
         }
-        plan->a = pattern->a;
-        plan->b = pattern->b;
-        plan->m = m ? pattern->m : NULL;
         plan->len = p;
         plan->items = (total + p - 1) / p;
         plan->last_len = total - (plan->items - 1) * p;
         plan->x_item = plan->y_item = p;
     }
+}
+
+bool bnorm_apply_plan_streams(const bnorm_geom *gy)
+{
+    return gy->extent * sizeof(float) >= bnorm_stream_threshold();
 }
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan)
@@ -113,7 +142,11 @@ void bnorm_apply_plan_run(const bnorm_apply_plan *p, size_t begin, size_t end)
 {
     size_t total = bnorm_apply_plan_items(p);
     while (begin < end) {
-        size_t g = begin / p->items, i = begin % p->items;
+        size_t g = 0, i = begin; /* no division in the common one-group case */
+        if (p->groups > 1) {
+            g = begin / p->items;
+            i = begin % p->items;
+        }
         size_t n = p->items - i < end - begin ? p->items - i : end - begin;
         const float *x = p->x + g * p->x_group + i * p->x_item;
         float *y = p->y + g * p->y_group + i * p->y_item;

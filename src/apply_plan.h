@@ -59,6 +59,9 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan);
 
+/* Whether a plan writing the tensor gy describes uses non-temporal stores. */
+bool bnorm_apply_plan_streams(const bnorm_geom *gy);
+
 void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end);
 
 /* Runs the whole plan, split into tasks of a fixed number of items (fixed by the

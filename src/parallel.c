@@ -23,3 +23,8 @@ void bnorm_parallel_run(bnorm_task_fn task, void *context, size_t range)
     for (size_t i = 0; i < range; i++)
         task(context, i);
 }
+
+bool bnorm_parallel_active(void)
+{
+    return thread_pool.parallel_for != NULL;
+}

@@ -132,3 +132,18 @@ void bnorm_f32_dot_rows__neon(size_t count, size_t len, const float *x,
         }
     }
 }
+
+/* No fused loop for NEON yet (nothing to measure it on): the two passes one after
+ * the other, which kernels.h allows. */
+void bnorm_f32_dot_apply2_planes__neon(size_t count, size_t len, const float *x,
+                                       size_t x_stride, const float *dy, size_t dy_stride,
+                                       const float *m, double *sdy, double *sdyx,
+                                       const float *xa, size_t xa_stride, const float *dya,
+                                       size_t dya_stride, float *dxa, size_t dxa_stride,
+                                       const float *a, const float *b, const float *ma,
+                                       const float *k)
+{
+    bnorm_f32_dot_planes__neon(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx);
+    bnorm_f32_apply2_planes__neon(count, len, xa, xa_stride, dya, dya_stride, dxa,
+                                  dxa_stride, a, b, ma, k);
+}

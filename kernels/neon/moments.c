@@ -15,6 +15,7 @@
  *   s1[i], s2[i] receives the rows in order, exactly as the contract's sequential
  *   definition.
  */
+#include <math.h>
 #include <stddef.h>
 
 #include "kernels.h"
@@ -126,4 +127,17 @@ void bnorm_f32_moments_rows__neon(size_t count, size_t len, const float *x,
             s2[i] = t2;
         }
     }
+}
+
+/* No fused loop for NEON yet (nothing to measure it on): the two passes one after
+ * the other, which kernels.h allows. */
+void bnorm_f32_moments_apply_planes__neon(size_t count, size_t len, const float *xm,
+                                          size_t xm_stride, const float *k, double *s1,
+                                          double *s2, const float *xa, size_t xa_stride,
+                                          float *ya, size_t ya_stride, const float *a,
+                                          const float *b, const float *m)
+{
+    bnorm_f32_moments_planes__neon(count, len, xm, xm_stride, k, s1, s2);
+    bnorm_f32_apply_planes__neon(count, len, xa, xa_stride, ya, ya_stride, a, b, m,
+                                 -INFINITY, INFINITY, BNORM_KF_CENTER);
 }

@@ -4,6 +4,8 @@
  * pair per plane, summed from zero, then added. Rows: straight into the per-channel
  * sums, row after row.
  */
+#include <math.h>
+
 #include "kernels.h"
 
 void bnorm_f32_moments_planes__scalar(size_t count, size_t len, const float *x,
@@ -62,4 +64,30 @@ void bnorm_f32_dot_rows__scalar(size_t count, size_t len, const float *x, size_t
             sdyx[i] += (double)dyr[i] * (double)(xr[i] - m[i]);
         }
     }
+}
+
+/* No fused loop here: the two passes one after the other (kernels.h allows it). */
+void bnorm_f32_moments_apply_planes__scalar(size_t count, size_t len, const float *xm,
+                                            size_t xm_stride, const float *k, double *s1,
+                                            double *s2, const float *xa, size_t xa_stride,
+                                            float *ya, size_t ya_stride, const float *a,
+                                            const float *b, const float *m)
+{
+    bnorm_f32_moments_planes__scalar(count, len, xm, xm_stride, k, s1, s2);
+    bnorm_f32_apply_planes__scalar(count, len, xa, xa_stride, ya, ya_stride, a, b, m,
+                                   -INFINITY, INFINITY, BNORM_KF_CENTER);
+}
+
+/* No fused loop here: the two passes one after the other (kernels.h allows it). */
+void bnorm_f32_dot_apply2_planes__scalar(size_t count, size_t len, const float *x,
+                                         size_t x_stride, const float *dy,
+                                         size_t dy_stride, const float *m, double *sdy,
+                                         double *sdyx, const float *xa, size_t xa_stride,
+                                         const float *dya, size_t dya_stride, float *dxa,
+                                         size_t dxa_stride, const float *a, const float *b,
+                                         const float *ma, const float *k)
+{
+    bnorm_f32_dot_planes__scalar(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx);
+    bnorm_f32_apply2_planes__scalar(count, len, xa, xa_stride, dya, dya_stride, dxa,
+                                    dxa_stride, a, b, ma, k);
 }

@@ -1,0 +1,297 @@
+/*
+ * Kernel contracts checked directly, on every runnable table:
+ *  1. the apply family with BNORM_KF_STREAM (non-temporal stores), a path the
+ *     operations reach only for outputs of at least half the last-level cache, which
+ *     no other test allocates;
+ *  2. the fused moments_apply_planes and dot_apply2_planes against the two kernels
+ *     each one fuses.
+ *
+ * STREAM is a hint about where y goes, never about its value: with it every table
+ * must write exactly what it writes without it, bit for bit, and nothing else. Both
+ * outputs start as the same sentinel; the whole extents (gaps between strided items
+ * included) must then be equal, fences intact, x unchanged. Shapes cover the
+ * streaming path's cases: fewer than four items, items in groups of four with a
+ * remainder, spans shorter and longer than the point where one span is split in
+ * quarters (4096 floats), every flag combination, strides with gaps, in place,
+ * misaligned and guard-page-ended buffers.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "conformance.h"
+
+#define DEFAULT_SEED 0x6b65726e31ull
+#define SENTINEL (-777.0f)
+
+static const size_t lens[] = {1,  2,  3,  7,   8,   9,    15,   16,   17,   31,   32,
+                              33, 40, 63, 64,  65,  100,  255,  4095, 4096, 4097, 4103,
+                              5000, 8191, 12345};
+static const size_t counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
+
+typedef struct bufs {
+    bnorm_fence fx, fy1, fy2, fa, fb, fm;
+    float *x, *y1, *y2, *a, *b, *m;
+} bufs;
+
+static bool alloc_bufs(bufs *u, size_t extent, size_t nab, size_t misalign)
+{
+    memset(u, 0, sizeof *u);
+    u->x = bnorm_fence_alloc(&u->fx, extent, misalign);
+    u->y1 = bnorm_fence_alloc(&u->fy1, extent, misalign);
+    u->y2 = bnorm_fence_alloc(&u->fy2, extent, misalign);
+    u->a = bnorm_fence_alloc(&u->fa, nab, BNORM_FENCE_AT_GUARD);
+    u->b = bnorm_fence_alloc(&u->fb, nab, BNORM_FENCE_AT_GUARD);
+    u->m = bnorm_fence_alloc(&u->fm, nab, BNORM_FENCE_AT_GUARD);
+    return u->x && u->y1 && u->y2 && u->a && u->b && u->m;
+}
+
+static void free_bufs(bufs *u)
+{
+    bnorm_fence *f[] = {&u->fx, &u->fy1, &u->fy2, &u->fa, &u->fb, &u->fm};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i]->map)
+            bnorm_fence_free(f[i]);
+}
+
+/* One case: STREAM against plain with table k; false (and a message) on a mismatch. */
+static bool stream_case(const bnorm_conf_table *t, bool rows, size_t count, size_t len,
+                        unsigned flags, bnorm_rng *rng, uint64_t seed)
+{
+    bnorm_f32_apply_fn fn = rows ? t->k->apply_rows : t->k->apply_planes;
+    size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
+    size_t stride = len + pad, extent = (count - 1) * stride + len;
+    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
+                                                   : bnorm_rng_below(rng, 16);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    size_t nab = rows ? len : count;
+    bufs u;
+    cr_assert(alloc_bufs(&u, extent, nab, misalign), "mmap failed");
+    for (size_t i = 0; i < extent; i++) {
+        u.x[i] = (float)(bnorm_rng_normal(rng) * 3.0);
+        u.y1[i] = u.y2[i] = SENTINEL;
+    }
+    for (size_t i = 0; i < nab; i++) {
+        u.a[i] = (float)bnorm_rng_normal(rng);
+        u.b[i] = (float)bnorm_rng_normal(rng);
+        u.m[i] = (float)bnorm_rng_normal(rng);
+    }
+    const float *m = (flags & BNORM_KF_CENTER) ? u.m : NULL;
+    unsigned plain = flags & ~(unsigned)BNORM_KF_STREAM;
+    const float *x1 = u.x, *x2 = u.x;
+    if (in_place) {
+        for (size_t p = 0; p < count; p++) {
+            memcpy(u.y1 + p * stride, u.x + p * stride, len * sizeof(float));
+            memcpy(u.y2 + p * stride, u.x + p * stride, len * sizeof(float));
+        }
+        x1 = u.y1;
+        x2 = u.y2;
+    }
+    fn(count, len, x1, stride, u.y1, stride, u.a, u.b, m, -0.5f, 0.75f, flags);
+    fn(count, len, x2, stride, u.y2, stride, u.a, u.b, m, -0.5f, 0.75f, plain);
+    bool ok = memcmp(u.y1, u.y2, extent * sizeof(float)) == 0 &&
+              bnorm_fence_intact(&u.fy1) && bnorm_fence_intact(&u.fy2) &&
+              bnorm_fence_intact(&u.fx);
+    cr_expect(ok,
+              "%s %s count=%zu len=%zu pad=%zu misalign=%zu in_place=%d flags=%u: "
+              "STREAM output differs from plain (BNORM_TEST_SEED=0x%llx)",
+              t->label, rows ? "rows" : "planes", count, len, pad, misalign, (int)in_place,
+              flags, (unsigned long long)seed);
+    free_bufs(&u);
+    return ok;
+}
+
+Test(kernels, apply_stream_equals_plain, .timeout = 300)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed);
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    size_t cases = 0;
+    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
+        if (!tables[ti].runnable)
+            continue;
+        for (int rows = 0; rows < 2; rows++)
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+                for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
+                    for (unsigned fl = 0; fl < 8; fl++) {
+                        if (!(fl & BNORM_KF_STREAM))
+                            continue;
+                        stream_case(&tables[ti], rows, counts[ci], lens[li], fl, &rng,
+                                    seed);
+                        cases++;
+                    }
+    }
+    cr_expect(cases > 0, "no runnable kernel table");
+}
+
+/*
+ * moments_apply_planes is moments_planes followed by apply_planes (centered, no
+ * clamp), bit for bit: the same sums (accumulated onto nonzero starting values) and
+ * the same output, for lens across every vector and unroll boundary, padded strides,
+ * the apply in place (ya == xa) or not, misaligned and guard-ended buffers.
+ */
+static bool fused_case(const bnorm_conf_table *t, size_t count, size_t len, bnorm_rng *rng,
+                       uint64_t seed)
+{
+    size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
+    size_t stride = len + pad, extent = (count - 1) * stride + len;
+    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
+                                                   : bnorm_rng_below(rng, 16);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    bnorm_fence fxm, fxa, fy1, fy2;
+    float *xm = bnorm_fence_alloc(&fxm, extent, misalign);
+    float *xa = bnorm_fence_alloc(&fxa, extent, misalign);
+    float *y1 = bnorm_fence_alloc(&fy1, extent, misalign);
+    float *y2 = bnorm_fence_alloc(&fy2, extent, misalign);
+    cr_assert(xm && xa && y1 && y2, "mmap failed");
+    float k[16], a[16], b[16], m[16];
+    double s1[2][16], s2[2][16];
+    for (size_t i = 0; i < extent; i++) {
+        xm[i] = (float)(5.0 + bnorm_rng_normal(rng));
+        xa[i] = (float)(bnorm_rng_normal(rng) * 3.0);
+        y1[i] = y2[i] = SENTINEL;
+    }
+    for (size_t p = 0; p < count; p++) {
+        k[p] = xm[p * stride];
+        a[p] = (float)bnorm_rng_normal(rng);
+        b[p] = (float)bnorm_rng_normal(rng);
+        m[p] = (float)bnorm_rng_normal(rng);
+        s1[0][p] = s1[1][p] = bnorm_rng_normal(rng);
+        s2[0][p] = s2[1][p] = bnorm_rng_uniform(rng);
+    }
+    const float *in1 = xa, *in2 = xa;
+    if (in_place) {
+        for (size_t p = 0; p < count; p++) {
+            memcpy(y1 + p * stride, xa + p * stride, len * sizeof(float));
+            memcpy(y2 + p * stride, xa + p * stride, len * sizeof(float));
+        }
+        in1 = y1;
+        in2 = y2;
+    }
+    t->k->moments_apply_planes(count, len, xm, stride, k, s1[0], s2[0], in1, stride, y1,
+                               stride, a, b, m);
+    t->k->moments_planes(count, len, xm, stride, k, s1[1], s2[1]);
+    t->k->apply_planes(count, len, in2, stride, y2, stride, a, b, m, -INFINITY, INFINITY,
+                       BNORM_KF_CENTER);
+    bool ok = memcmp(y1, y2, extent * sizeof(float)) == 0 &&
+              memcmp(s1[0], s1[1], count * sizeof(double)) == 0 &&
+              memcmp(s2[0], s2[1], count * sizeof(double)) == 0 &&
+              bnorm_fence_intact(&fy1) && bnorm_fence_intact(&fy2) &&
+              bnorm_fence_intact(&fxm) && bnorm_fence_intact(&fxa);
+    cr_expect(ok,
+              "%s count=%zu len=%zu pad=%zu misalign=%zu in_place=%d: fused moments+apply "
+              "differs from the two kernels (BNORM_TEST_SEED=0x%llx)",
+              t->label, count, len, pad, misalign, (int)in_place, (unsigned long long)seed);
+    bnorm_fence_free(&fxm);
+    bnorm_fence_free(&fxa);
+    bnorm_fence_free(&fy1);
+    bnorm_fence_free(&fy2);
+    return ok;
+}
+
+Test(kernels, moments_apply_equals_moments_then_apply, .timeout = 300)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x66757365ull);
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    size_t cases = 0;
+    static const size_t fcounts[] = {1, 2, 3, 5, 16};
+    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
+        if (!tables[ti].runnable)
+            continue;
+        for (size_t len = 1; len <= 80; len++)
+            for (size_t ci = 0; ci < sizeof fcounts / sizeof fcounts[0]; ci++, cases++)
+                fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
+            fused_case(&tables[ti], 3, lens[li], &rng, seed);
+    }
+    cr_expect(cases > 0, "no runnable kernel table");
+}
+
+/*
+ * dot_apply2_planes is dot_planes followed by apply2_planes, bit for bit, on the same
+ * kinds of shapes and buffers; in place here means dxa == dya.
+ */
+static bool dot_fused_case(const bnorm_conf_table *t, size_t count, size_t len,
+                           bnorm_rng *rng, uint64_t seed)
+{
+    size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
+    size_t stride = len + pad, extent = (count - 1) * stride + len;
+    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
+                                                   : bnorm_rng_below(rng, 16);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    bnorm_fence f[6];
+    float *p[6]; /* x, dy of the dot block; xa, dya of the apply block; dx1, dx2 */
+    for (int i = 0; i < 6; i++) {
+        p[i] = bnorm_fence_alloc(&f[i], extent, misalign);
+        cr_assert(p[i], "mmap failed");
+    }
+    for (size_t i = 0; i < extent; i++) {
+        for (int j = 0; j < 4; j++)
+            p[j][i] = (float)(bnorm_rng_normal(rng) * 2.0);
+        p[4][i] = p[5][i] = SENTINEL;
+    }
+    float m[16], a[16], b[16], ma[16], k[16];
+    double sdy[2][16], sdyx[2][16];
+    for (size_t q = 0; q < count; q++) {
+        m[q] = (float)bnorm_rng_normal(rng);
+        a[q] = (float)bnorm_rng_normal(rng);
+        b[q] = (float)bnorm_rng_normal(rng);
+        ma[q] = (float)bnorm_rng_normal(rng);
+        k[q] = (float)bnorm_rng_normal(rng);
+        sdy[0][q] = sdy[1][q] = bnorm_rng_normal(rng);
+        sdyx[0][q] = sdyx[1][q] = bnorm_rng_normal(rng);
+    }
+    const float *dya1 = p[3], *dya2 = p[3];
+    if (in_place) {
+        for (size_t q = 0; q < count; q++) {
+            memcpy(p[4] + q * stride, p[3] + q * stride, len * sizeof(float));
+            memcpy(p[5] + q * stride, p[3] + q * stride, len * sizeof(float));
+        }
+        dya1 = p[4];
+        dya2 = p[5];
+    }
+    t->k->dot_apply2_planes(count, len, p[0], stride, p[1], stride, m, sdy[0], sdyx[0],
+                            p[2], stride, dya1, stride, p[4], stride, a, b, ma, k);
+    t->k->dot_planes(count, len, p[0], stride, p[1], stride, m, sdy[1], sdyx[1]);
+    t->k->apply2_planes(count, len, p[2], stride, dya2, stride, p[5], stride, a, b, ma, k);
+    bool ok = memcmp(p[4], p[5], extent * sizeof(float)) == 0 &&
+              memcmp(sdy[0], sdy[1], count * sizeof(double)) == 0 &&
+              memcmp(sdyx[0], sdyx[1], count * sizeof(double)) == 0;
+    for (int i = 0; i < 6; i++)
+        ok = ok && bnorm_fence_intact(&f[i]);
+    cr_expect(ok,
+              "%s count=%zu len=%zu pad=%zu misalign=%zu in_place=%d: fused dot+apply2 "
+              "differs from the two kernels (BNORM_TEST_SEED=0x%llx)",
+              t->label, count, len, pad, misalign, (int)in_place, (unsigned long long)seed);
+    for (int i = 0; i < 6; i++)
+        bnorm_fence_free(&f[i]);
+    return ok;
+}
+
+Test(kernels, dot_apply2_equals_dot_then_apply2, .timeout = 300)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x646f7432ull);
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    size_t cases = 0;
+    static const size_t fcounts[] = {1, 2, 3, 5, 16};
+    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
+        if (!tables[ti].runnable)
+            continue;
+        for (size_t len = 1; len <= 80; len++)
+            for (size_t ci = 0; ci < sizeof fcounts / sizeof fcounts[0]; ci++, cases++)
+                dot_fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
+            dot_fused_case(&tables[ti], 3, lens[li], &rng, seed);
+    }
+    cr_expect(cases > 0, "no runnable kernel table");
+}
