@@ -6,6 +6,67 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+/*
+ * The kernels' tails use vmaskmov so that nothing past the last element is read or
+ * written. Intel guarantees that masked-out lanes never fault; AMD documents faults
+ * on masked-out lanes as implementation dependent. A window that lies inside one
+ * 4 KiB page cannot fault on any lane (the page holds a selected element, so it is
+ * mapped, and writable for stores), so those use the instruction; a window that
+ * crosses into the next page moves the selected lanes one at a time.
+ */
+static inline int bnorm_crosses_page(const void *p, size_t bytes)
+{
+    return ((uintptr_t)p & 4095) + bytes > 4096;
+}
+
+#define BNORM_SAFE_MASKLOAD(name, vec, ivec, elem, ielem, lanes, loadu)              \
+    static inline vec bnorm_##name(const elem *p, ivec mask)                        \
+    {                                                                               \
+        if (!bnorm_crosses_page(p, sizeof(vec)))                                    \
+            return _##name(p, mask);                                                \
+        ielem m[lanes];                                                             \
+        elem v[lanes];                                                              \
+        memcpy(m, &mask, sizeof m);                                                 \
+        for (size_t i = 0; i < lanes; i++)                                          \
+            v[i] = m[i] < 0 ? p[i] : (elem)0;                                       \
+        return loadu(v);                                                            \
+    }
+#define BNORM_SAFE_MASKSTORE(name, vec, ivec, elem, ielem, lanes, storeu)            \
+    static inline void bnorm_##name(elem *p, ivec mask, vec value)                  \
+    {                                                                               \
+        if (!bnorm_crosses_page(p, sizeof(vec))) {                                  \
+            _##name(p, mask, value);                                                \
+            return;                                                                 \
+        }                                                                           \
+        ielem m[lanes];                                                             \
+        elem v[lanes];                                                              \
+        memcpy(m, &mask, sizeof m);                                                 \
+        storeu(v, value);                                                           \
+        for (size_t i = 0; i < lanes; i++)                                          \
+            if (m[i] < 0)                                                           \
+                p[i] = v[i];                                                        \
+    }
+BNORM_SAFE_MASKLOAD(mm_maskload_ps, __m128, __m128i, float, int32_t, 4, _mm_loadu_ps)
+BNORM_SAFE_MASKLOAD(mm256_maskload_ps, __m256, __m256i, float, int32_t, 8,
+                    _mm256_loadu_ps)
+BNORM_SAFE_MASKLOAD(mm_maskload_pd, __m128d, __m128i, double, int64_t, 2, _mm_loadu_pd)
+BNORM_SAFE_MASKLOAD(mm256_maskload_pd, __m256d, __m256i, double, int64_t, 4,
+                    _mm256_loadu_pd)
+BNORM_SAFE_MASKSTORE(mm256_maskstore_ps, __m256, __m256i, float, int32_t, 8,
+                     _mm256_storeu_ps)
+BNORM_SAFE_MASKSTORE(mm256_maskstore_pd, __m256d, __m256i, double, int64_t, 4,
+                     _mm256_storeu_pd)
+#undef BNORM_SAFE_MASKLOAD
+#undef BNORM_SAFE_MASKSTORE
+#define _mm_maskload_ps(p, mask) bnorm_mm_maskload_ps((const float *)(p), mask)
+#define _mm256_maskload_ps(p, mask) bnorm_mm256_maskload_ps((const float *)(p), mask)
+#define _mm_maskload_pd(p, mask) bnorm_mm_maskload_pd((const double *)(p), mask)
+#define _mm256_maskload_pd(p, mask) bnorm_mm256_maskload_pd((const double *)(p), mask)
+#define _mm256_maskstore_ps(p, mask, v) bnorm_mm256_maskstore_ps((float *)(p), mask, v)
+#define _mm256_maskstore_pd(p, mask, v) bnorm_mm256_maskstore_pd((double *)(p), mask, v)
 #else
 #include <stddef.h>
 #include <stdint.h>
