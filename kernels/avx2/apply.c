@@ -24,18 +24,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
-#include "x86_compat.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* mask(n) = first n lanes set: an unaligned load from mask_src + 8 - n. */
-static const int32_t mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                     0,  0,  0,  0,  0,  0,  0,  0};
-
-ALWAYS_INLINE __m256i tail_mask(size_t n)
-{
-    return _mm256_loadu_si256((const __m256i *)(mask_src + 8 - n));
-}
+#include "avx2_util.h"
 
 ALWAYS_INLINE __m256 act(__m256 v, __m256 lo, __m256 hi, bool clamp)
 {

@@ -15,18 +15,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
-#include "x86_compat.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* mask(n) = first n lanes set: an unaligned load from mask_src + 8 - n. */
-static const int32_t mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                     0,  0,  0,  0,  0,  0,  0,  0};
-
-ALWAYS_INLINE __m256i tail_mask(size_t n)
-{
-    return _mm256_loadu_si256((const __m256i *)(mask_src + 8 - n));
-}
+#include "avx2_util.h"
 
 ALWAYS_INLINE __m256 formula(__m256 x, __m256 dy, __m256 a, __m256 b, __m256 m,
                              __m256 k)

@@ -27,32 +27,9 @@
 #include <stdint.h>
 
 #include "kernels.h"
-#include "x86_compat.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* planes: prefetcht0 one line per 16 floats, 2 KiB ahead (integer arithmetic: the
- * address may lie past the span; a prefetch never faults). */
-#define PREFETCH(p) _mm_prefetch((const char *)((uintptr_t)(p) + 2048), _MM_HINT_T0)
+#include "avx2_util.h"
 
 enum { ROW_TILE = 8 };
-
-/* First n lanes set (n <= 4): unaligned loads from mask32 + 4 - n, mask64 + 4 - n. */
-static const int32_t mask32[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
-static const int64_t mask64[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
-/* First n of 8 lanes set (n <= 8): an unaligned load from mask32x8 + 8 - n. */
-static const int32_t mask32x8[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                     0,  0,  0,  0,  0,  0,  0,  0};
-
-ALWAYS_INLINE __m128i mask_ps(size_t n)
-{
-    return _mm_loadu_si128((const __m128i *)(mask32 + 4 - n));
-}
-
-ALWAYS_INLINE __m256i mask_pd(size_t n)
-{
-    return _mm256_loadu_si256((const __m256i *)(mask64 + 4 - n));
-}
 
 /* d = x - k widened to double; s1 += d, s2 += d*d. */
 #define ACC(s1, s2, d4)                                                             \
@@ -118,7 +95,7 @@ ALWAYS_INLINE void moments_plane(size_t len, const float *xp, double k, double *
             j += 8;
         }
         if (j < len) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(mask32x8 + 8 - (len - j)));
+            __m256i q = tail_mask(len - j);
             __m256 v = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_maskload_ps(u + j, q), vm), va,
                                        vb);
             _mm256_maskstore_ps(y + j, q, v);
