@@ -29,51 +29,19 @@
 #include "bnorm.h"
 #include "conformance.h"
 #include "ops.h"
+#include "test_util.h"
 
 /* ============================================================================== */
 /* Helpers                                                                        */
 /* ============================================================================== */
 
-/* Bytes of output buffers before a call: 0x5a5a5a5a is a positive finite float
- * (1.5e16), so a parameter pointed into an output buffer is still a valid value and
- * only the aliasing check can reject it. */
-#define SENTINEL_BYTE 0x5a
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float sentinel_float(void)
-{
-    float f;
-    memset(&f, SENTINEL_BYTE, sizeof f);
-    return f;
-}
-
-/* Exactly the same value: NaN matches any NaN, everything else bit for bit
- * (so +0 and -0 differ). */
-static bool same_exact(float got, float want)
-{
-    if (isnan(want))
-        return isnan(got);
-    return bits(got) == bits(want);
-}
-
-/* As same_exact, but a zero of either sign matches a zero of either sign (the sign
+/* As same_bits, but a zero of either sign matches a zero of either sign (the sign
  * of a zero produced by ReLU or clamp is not specified). */
 static bool same_any_zero(float got, float want)
 {
     if (want == 0.0f)
         return got == 0.0f;
-    return same_exact(got, want);
-}
-
-static const char *layout_name(bnorm_layout l)
-{
-    return l == BNORM_NCHW ? "nchw" : l == BNORM_NHWC ? "nhwc" : "bad-layout";
+    return same_bits(got, want);
 }
 
 static const char *act_name(const bnorm_activation *act)
@@ -1093,7 +1061,7 @@ static void check_apply_exact(const bnorm_conf_table *t, bnorm_shape sh, variant
                 size_t o = offset_of(&sh, &st, n, c, s);
                 is_elem[PAD + o] = 1;
                 float want = act_ref(act, x_value(n, c, s) * scale[c] + shift[c]);
-                bool ok = act_clamps(act) ? same_any_zero(y[o], want) : same_exact(y[o], want);
+                bool ok = act_clamps(act) ? same_any_zero(y[o], want) : same_bits(y[o], want);
                 cr_assert(ok, "%s: y[n=%zu, c=%zu, s=%zu] = %a, want %a", what, n, c, s,
                           (double)y[o], (double)want);
             }
@@ -1104,7 +1072,7 @@ static void check_apply_exact(const bnorm_conf_table *t, bnorm_shape sh, variant
     for (size_t i = 0; i < extent + 2 * PAD; i++) {
         if (is_elem[i])
             continue;
-        uint32_t want = before ? bits(before[i]) : bits(sentinel_float());
+        uint32_t want = before ? bits(before[i]) : bits(sentinel());
         cr_assert_eq(bits(ybuf[i]), want, "%s: y buffer float %td (not an element) changed",
                      what, (ptrdiff_t)i - PAD);
     }
@@ -1213,14 +1181,14 @@ static void check_values(const bnorm_conf_table *t, const float *x, const float 
                      bnorm_status_name(st));
         for (size_t i = 0; i < count; i++) {
             float got = y[PAD + i];
-            bool ok = zero_sign_free ? same_any_zero(got, want[i]) : same_exact(got, want[i]);
+            bool ok = zero_sign_free ? same_any_zero(got, want[i]) : same_bits(got, want[i]);
             cr_assert(ok, "table %s, %s (plan %zu): x = %a -> %a, want %a", t->label, label, si,
                       (double)x[i], (double)got, (double)want[i]);
         }
         for (size_t i = 0; i < PAD; i++) {
-            cr_assert_eq(bits(y[i]), bits(sentinel_float()), "table %s, %s: wrote before y",
+            cr_assert_eq(bits(y[i]), bits(sentinel()), "table %s, %s: wrote before y",
                          t->label, label);
-            cr_assert_eq(bits(y[PAD + count + i]), bits(sentinel_float()),
+            cr_assert_eq(bits(y[PAD + count + i]), bits(sentinel()),
                          "table %s, %s: wrote past y", t->label, label);
         }
     }
@@ -1440,8 +1408,8 @@ Test(fold_values, hand_computed)
     /* c2: 0.5 / 4 = 0.125, -2 - 1.5 * 0.125 = -2.1875 */
     cr_assert_eq(scale[2], 0.125f);
     cr_assert_eq(shift[2], -2.1875f);
-    cr_assert_eq(bits(scale[3]), bits(sentinel_float()), "fold wrote past scale");
-    cr_assert_eq(bits(shift[3]), bits(sentinel_float()), "fold wrote past shift");
+    cr_assert_eq(bits(scale[3]), bits(sentinel()), "fold wrote past scale");
+    cr_assert_eq(bits(shift[3]), bits(sentinel()), "fold wrote past shift");
 
     /* gamma NULL = 1, beta NULL = 0 */
     memset(scale, SENTINEL_BYTE, sizeof scale);
@@ -1460,7 +1428,7 @@ Test(fold_values, hand_computed)
     cr_assert_eq(bnorm_fold(3, gamma, NULL, mean, var, 1.0f, scale, shift), BNORM_OK);
     cr_assert_eq(scale[1], -1.0f);
     cr_assert_eq(shift[1], -8.0f);
-    cr_assert_eq(bits(scale[3]), bits(sentinel_float()), "fold wrote past scale");
+    cr_assert_eq(bits(scale[3]), bits(sentinel()), "fold wrote past scale");
 }
 
 /* "computed in double precision and rounded to float once per output": cases where
@@ -1611,7 +1579,7 @@ Test(inference_values, hand_computed_every_table)
                 cr_assert_eq(y[i], 1.5f * x[i] - 5.0f, "table %s, %s: y[%zu] = %a",
                              ts.t[ti].label, layout_name(layouts[li]), i, (double)y[i]);
             for (size_t i = 44; i < 44 + PAD; i++)
-                cr_assert_eq(bits(y[i]), bits(sentinel_float()), "wrote past y");
+                cr_assert_eq(bits(y[i]), bits(sentinel()), "wrote past y");
 
             const float mean2[2] = {2.0f, 2.0f}, var2[2] = {0.25f, 0.25f};
             const bnorm_activation relu = {.kind = BNORM_ACT_RELU};

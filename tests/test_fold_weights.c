@@ -29,23 +29,11 @@
 
 #include "bnorm.h"
 #include "conformance.h"
+#include "test_util.h"
 
 #define DEFAULT_SEED 0x666f6c64776569ull
 #define U 0x1p-24
 #define UD 0x1p-53
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-/* NaN matches any NaN; everything else bit for bit. */
-static bool same_bits(float got, float want)
-{
-    return isnan(want) ? isnan(got) : bits(got) == bits(want);
-}
 
 static double uniform(bnorm_rng *r, double lo, double hi)
 {

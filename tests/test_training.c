@@ -42,6 +42,7 @@
 
 #include "bnorm.h"
 #include "conformance.h"
+#include "test_util.h"
 #include "ops.h"
 
 /* BNORM_TEST_SEED overrides; printed with every failure. */
@@ -51,41 +52,11 @@
 #define U 0x1p-24
 #define DOUBLE_IN_U 0x1p-29
 
-/* Output bytes before a call: 0x5a5a5a5a is a finite float (1.5e16). */
-#define SENTINEL_BYTE 0x5a
-
 #define MAX_TABLES 16
 
 /* ============================================================================== */
 /* Helpers                                                                        */
 /* ============================================================================== */
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float sentinel(void)
-{
-    float f;
-    memset(&f, SENTINEL_BYTE, sizeof f);
-    return f;
-}
-
-/* NaN matches any NaN; everything else bit for bit. */
-static bool same_bits(float got, float want)
-{
-    if (isnan(want))
-        return isnan(got);
-    return bits(got) == bits(want);
-}
-
-static const char *layout_name(bnorm_layout l)
-{
-    return l == BNORM_NCHW ? "nchw" : "nhwc";
-}
 
 /* ---- seeds --------------------------------------------------------------------- */
 
