@@ -50,6 +50,17 @@ double bnorm_conf_affine_ulps(float y, double ref, double xa_abs, double b_abs)
     return fabs((double)y - ref) / unit;
 }
 
+void bnorm_conf_fail(bnorm_conf_result *res, const bnorm_conf_op *op,
+                     const bnorm_kernels *k, const bnorm_conf_case *cs, const char *what)
+{
+    if (res->failures++ == 0) {
+        char desc[160];
+        bnorm_conf_case_describe(cs, desc, sizeof desc);
+        snprintf(res->first_failure, sizeof res->first_failure, "%s [%s] %s: %s", op->name,
+                 k->name, desc, what);
+    }
+}
+
 /* Strides with padding: 0..3 extra elements per plane or pixel, 0..9 per image. */
 static bnorm_strides padded(const bnorm_shape *s, bnorm_rng *r)
 {

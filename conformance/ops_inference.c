@@ -45,17 +45,6 @@ static void fill_x(float *x, size_t count, bool specials, bnorm_rng *r)
     }
 }
 
-static void fail(bnorm_conf_result *res, const bnorm_conf_op *op, const bnorm_kernels *k,
-                 const bnorm_conf_case *cs, const char *what)
-{
-    if (res->failures++ == 0) {
-        char desc[160];
-        bnorm_conf_case_describe(cs, desc, sizeof desc);
-        snprintf(res->first_failure, sizeof res->first_failure, "%s [%s] %s: %s", op->name,
-                 k->name, desc, what);
-    }
-}
-
 typedef enum mode { APPLY, FROM_STATS, FROZEN } mode;
 
 typedef struct params {
@@ -149,7 +138,7 @@ static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
     const bnorm_strides *ys = cs->strided ? &cs->ys : NULL;
     if (bnorm_resolve_geom(sh, xs, &gx) != BNORM_OK ||
         bnorm_resolve_geom(sh, ys, &gy) != BNORM_OK) {
-        fail(res, op, k, cs, "harness: invalid case geometry");
+        bnorm_conf_fail(res, op, k, cs, "harness: invalid case geometry");
         return;
     }
     if (cs->in_place)
@@ -169,7 +158,7 @@ static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
     for (int i = 0; ok && i < (from_stats ? 4 : 2); i++)
         ok = (param_copy[i] = malloc(sh->c * sizeof(float))) != NULL;
     if (!ok) {
-        fail(res, op, k, cs, "harness: out of memory");
+        bnorm_conf_fail(res, op, k, cs, "harness: out of memory");
         goto out;
     }
     for (int i = 0; i < (from_stats ? 4 : 2); i++)
@@ -204,7 +193,7 @@ static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
     if (st != BNORM_OK) {
         char msg[96];
         snprintf(msg, sizeof msg, "returned %s", bnorm_status_name(st));
-        fail(res, op, k, cs, msg);
+        bnorm_conf_fail(res, op, k, cs, msg);
         goto out;
     }
 
@@ -228,7 +217,7 @@ static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
                              "element (n=%zu, c=%zu, s=%zu): x=%.9g y=%.9g ref=%.17g "
                              "(%.3g ulps > %.3g)",
                              n, c, s, x_copy[ox], y[oy], *rp, u, op->tol_ulps);
-                    fail(res, op, k, cs, msg);
+                    bnorm_conf_fail(res, op, k, cs, msg);
                     value_failed = true;
                 }
                 y[oy] = y_background[oy];
@@ -238,13 +227,13 @@ static void run_affine(const bnorm_conf_op *op, const bnorm_kernels *k,
     if (value_failed)
         goto out;
     if (memcmp(y, y_background, gy.extent * sizeof(float)) != 0)
-        fail(res, op, k, cs, "wrote into a stride gap of y");
+        bnorm_conf_fail(res, op, k, cs, "wrote into a stride gap of y");
     else if (!bnorm_fence_intact(&xf) || (!cs->in_place && !bnorm_fence_intact(&yf)))
-        fail(res, op, k, cs, "wrote outside the x or y buffer");
+        bnorm_conf_fail(res, op, k, cs, "wrote outside the x or y buffer");
     else if (!cs->in_place && memcmp(x, x_copy, gx.extent * sizeof(float)) != 0)
-        fail(res, op, k, cs, "changed the input x");
+        bnorm_conf_fail(res, op, k, cs, "changed the input x");
     else if (!params_intact(&p, param_copy))
-        fail(res, op, k, cs, "changed or overran a per-channel input");
+        bnorm_conf_fail(res, op, k, cs, "changed or overran a per-channel input");
 
 out:
     for (int i = 0; i < 4; i++)

@@ -56,25 +56,14 @@ static void fail(ctx *t, const char *what)
     if (t->failed)
         return;
     t->failed = true;
-    if (t->res->failures++ == 0) {
-        char desc[160];
-        bnorm_conf_case_describe(t->cs, desc, sizeof desc);
-        snprintf(t->res->first_failure, sizeof t->res->first_failure, "%s [%s] %s: %s",
-                 t->op->name, t->k->name, desc, what);
-    }
+    bnorm_conf_fail(t->res, t->op, t->k, t->cs, what);
 }
 
-/* Checks one value: err / (2^-23 * mag + 2^-149) <= tol; NaN must match NaN. */
+/* Checks one value against its tolerance (units of bnorm_conf_affine_ulps). */
 static void check(ctx *t, const char *what, size_t index, float got, double ref, double mag,
                   double tol)
 {
-    double u;
-    if (isnan(ref))
-        u = isnan(got) ? 0.0 : INFINITY;
-    else if (isinf(ref))
-        u = (double)got == ref ? 0.0 : INFINITY;
-    else
-        u = isfinite(got) ? fabs((double)got - ref) / (0x1p-23 * mag + 0x1p-149) : INFINITY;
+    double u = bnorm_conf_affine_ulps(got, ref, mag, 0.0);
     if (u > t->worst && isfinite(u))
         t->worst = u;
     if (!(u <= tol)) {
