@@ -4,7 +4,9 @@ table and a PNG chart. Run by scripts/bench-report; standard library only, excep
 matplotlib for the chart (skipped with a note when it is missing).
 
 Rows are named "<op>/<impl>/<shape>" and labelled "<role>;<where>[;<oneDNN impl>]"
-(see bench/common.h). With repetitions, the median aggregate is used.
+(see bench/common.h). With repetitions, the median aggregate is used. Several JSON
+files (scripts/bench-report runs one process per shape) are read as one run: the first
+file's context, every file's rows.
 """
 
 import argparse
@@ -27,9 +29,21 @@ DNN_OP = {"apply": "inference"}
 WHERE_NOTE = {"L1": "L1", "L2": "L2", "LLC": "LLC", "DRAM": "**DRAM**"}
 
 
-def load(path):
-    with open(path) as f:
-        data = json.load(f)
+def read_runs(paths):
+    """One Google Benchmark document from several: the first context, all rows."""
+    data = None
+    for path in paths:
+        with open(path) as f:
+            part = json.load(f)
+        if data is None:
+            data = part
+        else:
+            data.setdefault("benchmarks", []).extend(part.get("benchmarks", []))
+    return data or {}
+
+
+def load(paths):
+    data = read_runs(paths)
     ctx = data.get("context", {})
     rows = {}  # (op, impl, shape) -> dict
     reps = {}
@@ -126,7 +140,8 @@ def header(ctx, args):
         "*where*: the smallest cache that holds the operation's tensors "
         "(x and y; backward x, dy and dx), or **DRAM** when even the LLC does not. "
         "`–`: no such row (oneDNN has no fused clamp; training needs N x H x W >= 2)."
-        % (", median of %s repetitions" % args.repetitions if args.repetitions > 1 else ""),
+        % (", median of %s repetitions run in random order with the shape's other rows"
+           % args.repetitions if args.repetitions > 1 else ""),
     ]
     return lines
 
@@ -195,6 +210,7 @@ def markdown(ctx, rows, shapes, roles, args):
         for c in bcols:
             g = [geomean(x) for x in ratios[c]]
             summary.append((op, c[6:].replace("-", " "), g))
+    out += threads_table(rows, shapes)
     if summary:
         out += ["", "## Summary: geometric means of the ratios", "",
                 "| operation | bnorm | x memcpy, in cache | x memcpy, DRAM "
@@ -214,6 +230,30 @@ def markdown(ctx, rows, shapes, roles, args):
     if errors:
         out += ["", "Rows that failed:", ""] + ["- " + e for e in errors]
     return "\n".join(out) + "\n"
+
+
+def threads_table(rows, shapes):
+    """The -2t rows (two threads through the OpenMP adapter, wall time) next to the
+    same call on one thread."""
+    two = sorted({(k[0], k[1]) for k in rows if k[1].endswith("-2t")},
+                 key=lambda k: (OP_ORDER.index(k[0]) if k[0] in OP_ORDER else 99, k[1]))
+    if not two:
+        return []
+    out = ["", "## Two threads (OpenMP adapter), speedup over one thread", "",
+           "Two-thread rows are timed in wall-clock time, one-thread rows in thread CPU "
+           "time (so the speedup is if anything low).", "",
+           "| operation | bnorm | shape | 1 thread GB/s | 2 threads GB/s | speedup |",
+           "|---|---|---|---:|---:|---:|"]
+    for op, impl in two:
+        one = impl[:-3]
+        for s in shapes:
+            r2 = rows.get((op, impl, s), {}).get("gbs")
+            r1 = rows.get((op, one, s), {}).get("gbs")
+            if r2 is None or r1 is None:
+                continue
+            out.append("| %s | %s | %s | %s | %s | %.2f |" % (
+                op, one[6:].replace("-", " "), s, fmt_gbs(r1), fmt_gbs(r2), r2 / r1))
+    return out
 
 
 def chart(ctx, rows, shapes, path, args):
@@ -302,7 +342,8 @@ def update_readme(path, md, png):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("json")
+    p.add_argument("json", nargs="+", help="Google Benchmark JSON output(s) of one run")
+    p.add_argument("--json-out", help="write the JSON files merged into one here")
     p.add_argument("--md", help="write the markdown table here")
     p.add_argument("--png", help="write the chart here")
     p.add_argument("--commit", default="", help="the commit measured")
@@ -312,8 +353,11 @@ def main():
     args = p.parse_args()
     data, ctx, rows, shapes, roles = load(args.json)
     if not rows:
-        print("report: no benchmark rows in %s" % args.json, file=sys.stderr)
+        print("report: no benchmark rows in %s" % " ".join(args.json), file=sys.stderr)
         return 1
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(data, f, indent=1)
     md = markdown(ctx, rows, shapes, roles, args)
     if args.md:
         with open(args.md, "w") as f:
