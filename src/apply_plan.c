@@ -180,8 +180,15 @@ static void plan_task(void *context, size_t t)
 
 void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
 {
-    plan_job j = {plan, TASK_ELEMENTS / plan->len, bnorm_apply_plan_items(plan)};
-    if (j.per_task == 0)
-        j.per_task = 1;
-    bnorm_parallel_run(plan_task, &j, (j.items + j.per_task - 1) / j.per_task);
+    /* About TASK_ELEMENTS per task, the items cut into equal parts: a pool that
+     * gives each thread a fixed share of the tasks (static scheduling) then has
+     * balanced threads, and each thread finds its share in its own cache on the next
+     * call. The split depends only on the shape (the results on nothing). */
+    size_t items = bnorm_apply_plan_items(plan);
+    size_t elems = items * plan->len;
+    size_t tasks = (elems + TASK_ELEMENTS - 1) / TASK_ELEMENTS;
+    if (tasks > items)
+        tasks = items;
+    plan_job j = {plan, (items + tasks - 1) / tasks, items};
+    bnorm_parallel_run(plan_task, &j, (items + j.per_task - 1) / j.per_task);
 }
