@@ -24,7 +24,9 @@ static const bnorm_isa isa_preference[] = {BNORM_ISA_AVX2, BNORM_ISA_NEON,
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static _Atomic(const bnorm_kernels *) active;
 static uint32_t cpu_features;
-static size_t stream_threshold;
+/* Set once by init (never 0 after it), read without pthread_once on every apply:
+ * 0 means init has not run in this thread's view yet. */
+static _Atomic size_t stream_threshold;
 static size_t cached_pass_bytes;
 static bnorm_status env_status;
 
@@ -75,7 +77,9 @@ static void init(void)
     /* Outputs larger than half the last-level cache cannot stay cached next to
      * their input: write them around the cache. */
     size_t llc = bnorm_detect_llc_bytes();
-    stream_threshold = llc ? llc / 2 : (size_t)16 << 20;
+    size_t threshold = llc ? llc / 2 : (size_t)16 << 20;
+    atomic_store_explicit(&stream_threshold, threshold ? threshold : 1,
+                          memory_order_relaxed);
     /* Half of L2 leaves room for the other operands and what else runs. */
     size_t l2 = bnorm_detect_l2_bytes();
     cached_pass_bytes = l2 ? l2 / 2 : (size_t)256 << 10;
@@ -119,8 +123,11 @@ const bnorm_kernels *bnorm_active_kernels(void)
 
 size_t bnorm_stream_threshold(void)
 {
+    size_t t = atomic_load_explicit(&stream_threshold, memory_order_relaxed);
+    if (t)
+        return t;
     ensure_init();
-    return stream_threshold;
+    return atomic_load_explicit(&stream_threshold, memory_order_relaxed);
 }
 
 size_t bnorm_cached_pass_bytes(void)

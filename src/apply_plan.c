@@ -34,11 +34,13 @@ static size_t pattern_len(size_t c, size_t total)
     return p <= BNORM_PATTERN_MAX ? p : 0;
 }
 
-void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
-                           const bnorm_shape *shape, const bnorm_geom *gx,
-                           const bnorm_geom *gy, const float *x, float *y, size_t c0,
-                           size_t c1, const float *a, const float *b, const float *m,
-                           float lo, float hi, bool clamp, bnorm_apply_pattern *pattern)
+/* bnorm_apply_plan_init's body, inlined into bnorm_apply_channels so that a plan
+ * run as one kernel call costs no call of its own. */
+static inline __attribute__((always_inline)) void
+plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *shape,
+          const bnorm_geom *gx, const bnorm_geom *gy, const float *x, float *y, size_t c0,
+          size_t c1, const float *a, const float *b, const float *m, float lo, float hi,
+          bool clamp, bnorm_apply_pattern *pattern)
 {
     size_t nc = c1 - c0;
     /* Field by field: zeroing the whole struct first compiled to `rep stosq`, whose
@@ -128,6 +130,15 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
     }
 }
 
+void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
+                           const bnorm_shape *shape, const bnorm_geom *gx,
+                           const bnorm_geom *gy, const float *x, float *y, size_t c0,
+                           size_t c1, const float *a, const float *b, const float *m,
+                           float lo, float hi, bool clamp, bnorm_apply_pattern *pattern)
+{
+    plan_init(plan, k, shape, gx, gy, x, y, c0, c1, a, b, m, lo, hi, clamp, pattern);
+}
+
 bool bnorm_apply_plan_streams(const bnorm_geom *gy)
 {
     return gy->extent * sizeof(float) >= bnorm_stream_threshold();
@@ -178,17 +189,45 @@ static void plan_task(void *context, size_t t)
     bnorm_apply_plan_run(j->plan, begin, end);
 }
 
+/* Whether the plan is run on this thread as one task: it is one task long, or there
+ * is no pool to give tasks to. (Its items then run in order in one
+ * bnorm_apply_plan_run, without the task split's divisions and indirect calls.) */
+static bool one_task(const bnorm_apply_plan *plan, size_t items)
+{
+    return items * plan->len <= TASK_ELEMENTS || !bnorm_parallel_active();
+}
+
 void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
 {
+    size_t items = bnorm_apply_plan_items(plan);
+    if (one_task(plan, items)) {
+        bnorm_apply_plan_run(plan, 0, items);
+        return;
+    }
     /* About TASK_ELEMENTS per task, the items cut into equal parts: a pool that
      * gives each thread a fixed share of the tasks (static scheduling) then has
      * balanced threads, and each thread finds its share in its own cache on the next
      * call. The split depends only on the shape (the results on nothing). */
-    size_t items = bnorm_apply_plan_items(plan);
     size_t elems = items * plan->len;
     size_t tasks = (elems + TASK_ELEMENTS - 1) / TASK_ELEMENTS;
     if (tasks > items)
         tasks = items;
     plan_job j = {plan, (items + tasks - 1) / tasks, items};
     bnorm_parallel_run(plan_task, &j, (items + j.per_task - 1) / j.per_task);
+}
+
+void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
+                          const bnorm_geom *gx, const bnorm_geom *gy, const float *x,
+                          float *y, size_t c0, size_t c1, const float *a, const float *b,
+                          float lo, float hi, bool clamp)
+{
+    bnorm_apply_pattern pattern;
+    bnorm_apply_plan p;
+    plan_init(&p, k, shape, gx, gy, x, y, c0, c1, a, b, NULL, lo, hi, clamp, &pattern);
+    /* One group of equal items in one task is one kernel call: make it here. */
+    if (p.groups == 1 && p.last_len == p.len && one_task(&p, p.items))
+        p.fn(p.items, p.len, p.x, p.x_item, p.y, p.y_item, p.a, p.b, NULL, p.lo, p.hi,
+             p.flags);
+    else
+        bnorm_apply_plan_execute(&p);
 }

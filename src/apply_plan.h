@@ -68,4 +68,12 @@ void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end
  * shape) through the host's parallel-for if the calling thread has one. */
 void bnorm_apply_plan_execute(const bnorm_apply_plan *plan);
 
+/* Plans and runs y = act(x * a[c] + b[c]) over channels [c0, c1), as
+ * bnorm_apply_plan_init with a pattern and then bnorm_apply_plan_execute do, but
+ * with no plan call when the work is one kernel call (small tensors' fixed cost). */
+void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
+                          const bnorm_geom *gx, const bnorm_geom *gy, const float *x,
+                          float *y, size_t c0, size_t c1, const float *a, const float *b,
+                          float lo, float hi, bool clamp);
+
 #endif

@@ -47,8 +47,8 @@ bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
     return BNORM_OK;
 }
 
-/* The checks common to both apply forms; on success fills the geometries and the
- * activation's kernel parameters. */
+/* The checks common to both apply forms; on success fills the geometries (the dense
+ * one resolved once, for both tensors) and the activation's kernel parameters. */
 static bnorm_status check_apply(const bnorm_shape *shape, const float *x,
                                 const bnorm_strides *x_strides, const float *y,
                                 const bnorm_strides *y_strides,
@@ -56,13 +56,11 @@ static bnorm_status check_apply(const bnorm_shape *shape, const float *x,
                                 bnorm_geom *gy, float *lo, float *hi, bool *clamp)
 {
     bnorm_status st;
-    if ((st = bnorm_check_shape(shape)) != BNORM_OK)
+    if ((st = bnorm_check_shape_geom(shape, gx)) != BNORM_OK)
         return st;
-    if (act && act->kind != BNORM_ACT_NONE && act->kind != BNORM_ACT_RELU &&
-        act->kind != BNORM_ACT_CLAMP)
-        return BNORM_ERR_BAD_ENUM;
-    if ((st = bnorm_resolve_geom(shape, x_strides, gx)) != BNORM_OK ||
-        (st = bnorm_resolve_geom(shape, y_strides, gy)) != BNORM_OK)
+    *gy = *gx;
+    if ((x_strides && (st = bnorm_resolve_geom(shape, x_strides, gx)) != BNORM_OK) ||
+        (y_strides && (st = bnorm_resolve_geom(shape, y_strides, gy)) != BNORM_OK))
         return st;
     if ((st = bnorm_check_activation(act, lo, hi, clamp)) != BNORM_OK)
         return st;
@@ -72,11 +70,12 @@ static bnorm_status check_apply(const bnorm_shape *shape, const float *x,
     return BNORM_OK;
 }
 
-bnorm_status bnorm_inference_apply_with(const bnorm_kernels *k, const bnorm_shape *shape,
-                                        const float *x, const bnorm_strides *x_strides,
-                                        float *y, const bnorm_strides *y_strides,
-                                        const float *scale, const float *shift,
-                                        const bnorm_activation *act)
+/* bnorm_inference_apply with table k; inlined into both entry points, so the public
+ * one makes no call of nine arguments through the internal one. */
+static inline __attribute__((always_inline)) bnorm_status
+inference_apply(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
+                const bnorm_strides *x_strides, float *y, const bnorm_strides *y_strides,
+                const float *scale, const float *shift, const bnorm_activation *act)
 {
     if (!shape || !x || !y || !scale || !shift)
         return BNORM_ERR_NULL_POINTER;
@@ -90,13 +89,18 @@ bnorm_status bnorm_inference_apply_with(const bnorm_kernels *k, const bnorm_shap
     if (bnorm_overlaps(y, gy.extent, scale, shape->c) ||
         bnorm_overlaps(y, gy.extent, shift, shape->c))
         return BNORM_ERR_ALIAS;
-
-    bnorm_apply_pattern pattern;
-    bnorm_apply_plan plan;
-    bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, 0, shape->c, scale, shift, NULL,
-                          lo, hi, clamp, &pattern);
-    bnorm_apply_plan_execute(&plan);
+    bnorm_apply_channels(k, shape, &gx, &gy, x, y, 0, shape->c, scale, shift, lo, hi,
+                         clamp);
     return BNORM_OK;
+}
+
+bnorm_status bnorm_inference_apply_with(const bnorm_kernels *k, const bnorm_shape *shape,
+                                        const float *x, const bnorm_strides *x_strides,
+                                        float *y, const bnorm_strides *y_strides,
+                                        const float *scale, const float *shift,
+                                        const bnorm_activation *act)
+{
+    return inference_apply(k, shape, x, x_strides, y, y_strides, scale, shift, act);
 }
 
 bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
@@ -104,8 +108,8 @@ bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
                                    const bnorm_strides *y_strides, const float *scale,
                                    const float *shift, const bnorm_activation *act)
 {
-    return bnorm_inference_apply_with(bnorm_active_kernels(), shape, x, x_strides, y,
-                                      y_strides, scale, shift, act);
+    return inference_apply(bnorm_active_kernels(), shape, x, x_strides, y, y_strides,
+                           scale, shift, act);
 }
 
 /* bnorm_inference, and with mean NULL (zero) the frozen backward. */
@@ -133,15 +137,11 @@ static bnorm_status inference(const bnorm_kernels *k, const bnorm_shape *shape,
 
     /* Fold a block of channels onto the stack, apply it, go on. */
     float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
-    bnorm_apply_pattern pattern;
     for (size_t c0 = 0; c0 < c; c0 += FOLD_BLOCK) {
         size_t c1 = c - c0 < FOLD_BLOCK ? c : c0 + FOLD_BLOCK;
         fold(c1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,
              mean ? mean + c0 : NULL, var + c0, eps, scale, shift);
-        bnorm_apply_plan plan;
-        bnorm_apply_plan_init(&plan, k, shape, &gx, &gy, x, y, c0, c1, scale, shift, NULL,
-                              lo, hi, clamp, &pattern);
-        bnorm_apply_plan_execute(&plan);
+        bnorm_apply_channels(k, shape, &gx, &gy, x, y, c0, c1, scale, shift, lo, hi, clamp);
     }
     return BNORM_OK;
 }

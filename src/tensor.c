@@ -38,71 +38,29 @@ static bnorm_status image_extent(size_t outer, size_t stride, size_t inner, size
 
 bnorm_status bnorm_check_shape(const bnorm_shape *shape)
 {
-    if (shape->layout != BNORM_NCHW && shape->layout != BNORM_NHWC)
-        return BNORM_ERR_BAD_ENUM;
-    if (shape->n == 0 || shape->c == 0 || shape->spatial == 0)
-        return BNORM_ERR_BAD_SHAPE;
     bnorm_geom dense;
-    return bnorm_resolve_geom(shape, NULL, &dense);
+    return bnorm_check_shape_geom(shape, &dense);
 }
 
 bnorm_status bnorm_resolve_geom(const bnorm_shape *shape, const bnorm_strides *strides,
                                 bnorm_geom *geom)
 {
+    if (!strides)
+        return bnorm_dense_geom(shape, geom);
     bool nchw = shape->layout == BNORM_NCHW;
     size_t outer = nchw ? shape->c : shape->spatial; /* steps of the inner stride */
     size_t run = nchw ? shape->spatial : shape->c;   /* contiguous elements */
     size_t image;
     bnorm_status st;
-    if (strides) {
-        if (strides->inner < run)
-            return BNORM_ERR_BAD_STRIDE;
-        if ((st = image_extent(outer, strides->inner, run, &image)) != BNORM_OK)
-            return st;
-        if (strides->batch < image)
-            return BNORM_ERR_BAD_STRIDE;
-        geom->inner = strides->inner;
-        geom->batch = strides->batch;
-    } else {
-        if (mul_overflows(outer, run, &image))
-            return BNORM_ERR_OVERFLOW;
-        geom->inner = run;
-        geom->batch = image;
-    }
+    if (strides->inner < run)
+        return BNORM_ERR_BAD_STRIDE;
+    if ((st = image_extent(outer, strides->inner, run, &image)) != BNORM_OK)
+        return st;
+    if (strides->batch < image)
+        return BNORM_ERR_BAD_STRIDE;
+    geom->inner = strides->inner;
+    geom->batch = strides->batch;
     return extent_of(shape->n, geom->batch, image, &geom->extent);
-}
-
-bool bnorm_overlaps(const void *a, size_t a_count, const void *b, size_t b_count)
-{
-    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
-    return a0 < b0 + b_count * sizeof(float) && b0 < a0 + a_count * sizeof(float);
-}
-
-bnorm_status bnorm_check_activation(const bnorm_activation *act, float *lo, float *hi,
-                                    bool *clamp)
-{
-    *lo = -INFINITY;
-    *hi = INFINITY;
-    *clamp = false;
-    if (!act)
-        return BNORM_OK;
-    switch (act->kind) {
-    case BNORM_ACT_NONE:
-        return BNORM_OK;
-    case BNORM_ACT_RELU:
-        *lo = 0.0f;
-        *clamp = true;
-        return BNORM_OK;
-    case BNORM_ACT_CLAMP:
-        if (isnan(act->lo) || isnan(act->hi) || act->lo > act->hi)
-            return BNORM_ERR_BAD_VALUE;
-        *lo = act->lo;
-        *hi = act->hi;
-        *clamp = true;
-        return BNORM_OK;
-    default:
-        return BNORM_ERR_BAD_ENUM;
-    }
 }
 
 bnorm_status bnorm_check_variance(size_t c, const float *var, float eps)

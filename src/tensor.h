@@ -2,8 +2,10 @@
 #ifndef BNORM_TENSOR_H
 #define BNORM_TENSOR_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bnorm.h"
 
@@ -18,17 +20,75 @@ typedef struct bnorm_geom {
  * dense tensor's extent fits: BAD_ENUM, BAD_SHAPE, OVERFLOW. */
 bnorm_status bnorm_check_shape(const bnorm_shape *shape);
 
+/* The geometry of a dense tensor of a shape whose layout and sizes are checked:
+ * OVERFLOW if its extent does not fit. Inline, as the next one: part of every
+ * call's fixed cost. */
+static inline bnorm_status bnorm_dense_geom(const bnorm_shape *shape, bnorm_geom *geom)
+{
+    size_t image, extent;
+    if (__builtin_mul_overflow(shape->c, shape->spatial, &image) ||
+        __builtin_mul_overflow(shape->n, image, &extent) ||
+        extent > (size_t)PTRDIFF_MAX / sizeof(float))
+        return BNORM_ERR_OVERFLOW;
+    geom->inner = shape->layout == BNORM_NCHW ? shape->spatial : shape->c;
+    geom->batch = image;
+    geom->extent = extent;
+    return BNORM_OK;
+}
+
+/* bnorm_check_shape, and on success the dense tensor's geometry (what
+ * bnorm_resolve_geom gives for NULL strides), computed once. */
+static inline bnorm_status bnorm_check_shape_geom(const bnorm_shape *shape,
+                                                  bnorm_geom *dense)
+{
+    if (shape->layout != BNORM_NCHW && shape->layout != BNORM_NHWC)
+        return BNORM_ERR_BAD_ENUM;
+    if (shape->n == 0 || shape->c == 0 || shape->spatial == 0)
+        return BNORM_ERR_BAD_SHAPE;
+    return bnorm_dense_geom(shape, dense);
+}
+
 /* Resolves strides (NULL: dense) against a checked shape: BAD_STRIDE, OVERFLOW. */
 bnorm_status bnorm_resolve_geom(const bnorm_shape *shape, const bnorm_strides *strides,
                                 bnorm_geom *geom);
 
-/* Whether [a, a + a_count) and [b, b + b_count) floats share an address. */
-bool bnorm_overlaps(const void *a, size_t a_count, const void *b, size_t b_count);
+/* Whether [a, a + a_count) and [b, b + b_count) floats share an address. Inline:
+ * every call runs several. */
+static inline bool bnorm_overlaps(const void *a, size_t a_count, const void *b,
+                                  size_t b_count)
+{
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a0 < b0 + b_count * sizeof(float) && b0 < a0 + a_count * sizeof(float);
+}
 
 /* Checks an activation (NULL is none): BAD_ENUM, BAD_VALUE. Sets the clamp bounds
- * and whether the kernels must clamp. */
-bnorm_status bnorm_check_activation(const bnorm_activation *act, float *lo, float *hi,
-                                    bool *clamp);
+ * and whether the kernels must clamp. Inline: part of every apply's fixed cost. */
+static inline bnorm_status bnorm_check_activation(const bnorm_activation *act, float *lo,
+                                                  float *hi, bool *clamp)
+{
+    *lo = -INFINITY;
+    *hi = INFINITY;
+    *clamp = false;
+    if (!act)
+        return BNORM_OK;
+    switch (act->kind) {
+    case BNORM_ACT_NONE:
+        return BNORM_OK;
+    case BNORM_ACT_RELU:
+        *lo = 0.0f;
+        *clamp = true;
+        return BNORM_OK;
+    case BNORM_ACT_CLAMP:
+        if (isnan(act->lo) || isnan(act->hi) || act->lo > act->hi)
+            return BNORM_ERR_BAD_VALUE;
+        *lo = act->lo;
+        *hi = act->hi;
+        *clamp = true;
+        return BNORM_OK;
+    default:
+        return BNORM_ERR_BAD_ENUM;
+    }
+}
 
 /* Checks eps and the variances: BAD_VALUE for NaN, infinite or negative eps, or a
  * negative variance. */
