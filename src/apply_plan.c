@@ -36,7 +36,7 @@ static size_t pattern_len(size_t c, size_t total)
 
 /* bnorm_apply_plan_init's body, inlined into bnorm_apply_channels so that a plan
  * run as one kernel call costs no call of its own. */
-static inline __attribute__((always_inline)) void
+static BNORM_ALWAYS_INLINE void
 plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *shape,
           const bnorm_geom *gx, const bnorm_geom *gy, const float *x, float *y, size_t c0,
           size_t c1, const float *a, const float *b, const float *m, float lo, float hi,

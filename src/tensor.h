@@ -9,6 +9,11 @@
 
 #include "bnorm.h"
 
+/* For the bodies shared by a public entry point and its *_with form, and for what
+ * runs on every call: the fixed cost of a small call is mostly calls and
+ * argument passing. */
+#define BNORM_ALWAYS_INLINE inline __attribute__((always_inline))
+
 /* A buffer's resolved strides and extent, in elements. */
 typedef struct bnorm_geom {
     size_t inner;  /* NCHW: channel plane stride; NHWC: pixel stride */
