@@ -6,8 +6,9 @@
  * three memory variants, in turn: strided (padding between planes/pixels and
  * images), in place, or misaligned by 1..15 floats. A width sweep adds lengths
  * below, at and above the kernels' vector (4, 8) and unroll (16, 32) widths in both
- * the contiguous dimension and the channel dimension. Activations and special
- * values (NaN, Inf, -0, denormals) rotate across cases.
+ * the contiguous dimension and the channel dimension. Tiny tensors (C = 1..33, one
+ * or two pixels of one image: one kernel call, no plan) run in every memory variant.
+ * Activations and special values (NaN, Inf, -0, denormals) rotate across cases.
  */
 #include <float.h>
 #include <math.h>
@@ -23,6 +24,9 @@ static const size_t quick_s[] = {1, 2, 7, 49};
 static const size_t quick_n[] = {1, 2};
 static const size_t sweep[] = {1,  2,  3,  4,  5,  7,  8,  9,  15, 16, 17,  23,  24,
                                31, 32, 33, 39, 40, 47, 63, 64, 65, 95, 96, 97, 127, 129};
+/* Tiny tensors: C = 1..TINY_C_MAX. */
+#define TINY_C_MAX 33
+
 /* Shapes of at least this many elements run dense only (time, not coverage). */
 #define BIG_ELEMENTS ((size_t)4 << 20)
 
@@ -161,6 +165,11 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
                 run_shape(&rn, layout, 1, 5, w); /* periodic over 5 pixels of C=w */
             run_shape(&rn, layout, 2, w, layout == BNORM_NCHW ? 1 : 3);
         }
+        /* Tiny: every variant of each, so that (variant, activation) pairs rotate. */
+        for (size_t c = 1; c <= TINY_C_MAX; c++)
+            for (size_t s = 1; s <= 2; s++)
+                for (int v = 0; v < 4; v++)
+                    run_case(&rn, layout, 1, c, s, v);
     }
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */
