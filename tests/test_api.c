@@ -736,6 +736,92 @@ Test(inference_errors, y_overlaps_parameters)
 
 /* ---- values -------------------------------------------------------------------- */
 
+/* Tiny tensors (one row of C = 1..33 channels, or two pixels) take the one-kernel-
+ * call path: every check still applies there. */
+Test(apply_errors, tiny_tensors_checked_like_any)
+{
+    static const bnorm_activation bad_kind = {.kind = (bnorm_act_kind)3};
+    static const bnorm_activation bad_clamp = {.kind = BNORM_ACT_CLAMP, .lo = 1, .hi = 0};
+    char what[128];
+    for (int li = 0; li < 2; li++) {
+        for (size_t c = 1; c <= 33; c++) {
+            for (size_t spatial = 1; spatial <= 2; spatial++) {
+                call base = base_call(layouts[li]);
+                base.shape.n = 1;
+                base.shape.c = c;
+                base.shape.spatial = spatial;
+                size_t extent = c * spatial, run = run_len(&base.shape);
+                const char *ln = layout_name(layouts[li]);
+#define TINY_EXPECT(ops, want, ...)                                                    \
+    do {                                                                               \
+        int len_ = snprintf(what, sizeof what, "%s 1x%zux%zu: ", ln, c, spatial);     \
+        snprintf(what + len_, sizeof what - (size_t)len_, __VA_ARGS__);              \
+        expect_status(&cl, ops, want, what);                                           \
+    } while (0)
+                call cl = base;
+                TINY_EXPECT(OP_BOTH, BNORM_OK, "valid");
+                cl.y = (float *)cl.x;
+                TINY_EXPECT(OP_BOTH, BNORM_OK, "in place");
+                for (int which = 0; which < 5; which++) {
+                    cl = base;
+                    switch (which) {
+                    case 0: cl.x = NULL; break;
+                    case 1: cl.y = NULL; break;
+                    case 2: cl.scale = NULL; break;
+                    case 3: cl.shift = NULL; break;
+                    default: cl.mean = NULL; break;
+                    }
+                    TINY_EXPECT(which < 4 ? OP_APPLY : OP_INFER, BNORM_ERR_NULL_POINTER,
+                                "pointer %d NULL", which);
+                }
+                cl = base;
+                cl.shape.layout = (bnorm_layout)2;
+                TINY_EXPECT(OP_BOTH, BNORM_ERR_BAD_ENUM, "layout 2");
+                cl = base;
+                cl.act = &bad_kind;
+                TINY_EXPECT(OP_BOTH, BNORM_ERR_BAD_ENUM, "activation kind 3");
+                cl.act = &bad_clamp;
+                TINY_EXPECT(OP_BOTH, BNORM_ERR_BAD_VALUE, "clamp lo > hi");
+                cl = base;
+                cl.shape.n = SIZE_MAX / extent;
+                TINY_EXPECT(OP_BOTH, BNORM_ERR_OVERFLOW, "n = SIZE_MAX / extent");
+                cl.shape.n = SIZE_MAX / extent + 1; /* the product wraps around */
+                if (cl.shape.n != 0)
+                    TINY_EXPECT(OP_BOTH, BNORM_ERR_OVERFLOW, "n = SIZE_MAX / extent + 1");
+                cl = base;
+                bnorm_strides short_inner = {.inner = run - 1, .batch = 64};
+                cl.ys = &short_inner;
+                TINY_EXPECT(OP_BOTH, BNORM_ERR_BAD_STRIDE, "y inner stride run - 1");
+                cl = base;
+                bnorm_strides wide = {.inner = run + 1, .batch = 2 * extent + 2};
+                cl.y = (float *)cl.x;
+                cl.xs = &wide;
+                TINY_EXPECT(OP_BOTH, BNORM_ERR_ALIAS, "y == x, x strided, y dense");
+                cl = base;
+                cl.x = AY;
+                cl.y = AY + extent - 1; /* extent 1: that is in place */
+                TINY_EXPECT(OP_BOTH, extent > 1 ? BNORM_ERR_ALIAS : BNORM_OK,
+                            "y = x + extent - 1");
+                cl.y = AY + extent;
+                TINY_EXPECT(OP_BOTH, BNORM_OK, "y = x + extent");
+                cl = base;
+                cl.scale = AY + extent - 1;
+                TINY_EXPECT(OP_APPLY, BNORM_ERR_ALIAS, "scale over y's last element");
+                cl = base;
+                cl.shift = AY - c + 1;
+                TINY_EXPECT(OP_APPLY, BNORM_ERR_ALIAS, "shift over y's first element");
+                cl = base;
+                cl.var = AY;
+                TINY_EXPECT(OP_INFER, BNORM_ERR_ALIAS, "var = y");
+                cl = base;
+                cl.eps = NAN;
+                TINY_EXPECT(OP_INFER, BNORM_ERR_BAD_VALUE, "eps NaN");
+#undef TINY_EXPECT
+            }
+        }
+    }
+}
+
 Test(apply_errors, bad_clamp_bounds)
 {
     const bnorm_activation bad[] = {
@@ -913,6 +999,33 @@ Test(fold_errors, bad_values)
             f.var = var;
             snprintf(what, sizeof what, "var[%zu] = %g", ch, (double)bad_var[i]);
             expect_fold(&f, BNORM_ERR_BAD_VALUE, what);
+        }
+    }
+}
+
+/* The variance check has no early exit (it vectorizes): a negative variance at
+ * any position of any length up to 33, among zeros, -0 and NaN (all valid), is
+ * found, by bnorm_fold and bnorm_inference, and nothing is written. */
+Test(fold_errors, negative_variance_at_every_position)
+{
+    char what[96];
+    static float var[33];
+    for (size_t c = 1; c <= 33; c++) {
+        for (size_t at = 0; at < c; at++) {
+            for (size_t j = 0; j < c; j++)
+                var[j] = j % 3 == 0 ? 0.0f : j % 3 == 1 ? -0.0f : NAN;
+            var[at] = -FLT_TRUE_MIN;
+            fold_call f = base_fold();
+            f.c = c;
+            f.var = var;
+            snprintf(what, sizeof what, "c = %zu, var[%zu] < 0", c, at);
+            expect_fold(&f, BNORM_ERR_BAD_VALUE, what);
+            call cl = base_call(at % 2 ? BNORM_NHWC : BNORM_NCHW);
+            cl.shape.n = 1;
+            cl.shape.c = c;
+            cl.shape.spatial = 1;
+            cl.var = var;
+            expect_status(&cl, OP_INFER, BNORM_ERR_BAD_VALUE, what);
         }
     }
 }
@@ -1503,6 +1616,53 @@ Test(fold_values, random_channels_match_double_formula)
         float want = (float)((double)beta[i] - (double)mean[i] * s);
         cr_assert_eq(bits(shift[i]), bits(want), "seed %#llx, channel %zu: shift %a, want %a",
                      (unsigned long long)seed, i, (double)shift[i], (double)want);
+    }
+}
+
+/* The fold is one vectorized loop per combination of NULL inputs: every length
+ * (vector tails) and every combination, bit-exact against the double formula, with
+ * special statistics, and nothing written past c. The frozen backward's fold (no
+ * beta, mean 0) is checked through its results in the conformance suite. */
+Test(fold_values, every_length_and_null_combination)
+{
+    uint64_t seed = bnorm_conf_seed(0x5eed0003);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed);
+    enum { CMAX = 40 };
+    static const float specials[] = {0.0f, -0.0f, NAN, INFINITY, FLT_TRUE_MIN, FLT_MAX};
+    float gamma[CMAX], beta[CMAX], mean[CMAX], var[CMAX], scale[CMAX + 1],
+        shift[CMAX + 1];
+    for (size_t c = 1; c <= CMAX; c++) {
+        for (int omit = 0; omit < 4; omit++) {
+            for (size_t i = 0; i < c; i++) {
+                gamma[i] = (float)bnorm_rng_normal(&rng);
+                beta[i] = (float)(bnorm_rng_normal(&rng) * 10.0);
+                mean[i] = (float)(1e4 + bnorm_rng_normal(&rng));
+                var[i] = bnorm_rng_below(&rng, 8) == 0
+                             ? specials[bnorm_rng_below(&rng, 6)]
+                             : (float)(bnorm_rng_uniform(&rng) * 4.0);
+            }
+            const float *g = omit & 1 ? NULL : gamma, *b = omit & 2 ? NULL : beta;
+            const float eps = c % 2 ? 1e-5f : 0.0f;
+            memset(scale, SENTINEL_BYTE, sizeof scale);
+            memset(shift, SENTINEL_BYTE, sizeof shift);
+            cr_assert_eq(bnorm_fold(c, g, b, mean, var, eps, scale, shift), BNORM_OK);
+            for (size_t i = 0; i < c; i++) {
+                double s = (g ? (double)g[i] : 1.0) / sqrt((double)var[i] + (double)eps);
+                float want_scale = (float)s;
+                float want_shift = (float)((b ? (double)b[i] : 0.0) - (double)mean[i] * s);
+                cr_assert(same_bits(scale[i], want_scale),
+                          "seed %#llx, c %zu, omit %d, channel %zu: scale %a, want %a",
+                          (unsigned long long)seed, c, omit, i, (double)scale[i],
+                          (double)want_scale);
+                cr_assert(same_bits(shift[i], want_shift),
+                          "seed %#llx, c %zu, omit %d, channel %zu: shift %a, want %a",
+                          (unsigned long long)seed, c, omit, i, (double)shift[i],
+                          (double)want_shift);
+            }
+            cr_assert_eq(bits(scale[c]), bits(sentinel()), "c %zu: wrote past scale", c);
+            cr_assert_eq(bits(shift[c]), bits(sentinel()), "c %zu: wrote past shift", c);
+        }
     }
 }
 
