@@ -24,8 +24,8 @@ static const bnorm_isa isa_preference[] = {BNORM_ISA_AVX2, BNORM_ISA_NEON,
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static _Atomic(const bnorm_kernels *) active;
 static uint32_t cpu_features;
-/* Set once by init (never 0 after it), read without pthread_once on every apply:
- * 0 means init has not run in this thread's view yet. */
+/* Set once by init (at least BNORM_STREAM_MIN_BYTES), read without pthread_once on
+ * every apply: 0 means init has not run in this thread's view yet. */
 static _Atomic size_t stream_threshold;
 static size_t cached_pass_bytes;
 static bnorm_status env_status;
@@ -78,7 +78,9 @@ static void init(void)
      * their input: write them around the cache. */
     size_t llc = bnorm_detect_llc_bytes();
     size_t threshold = llc ? llc / 2 : (size_t)16 << 20;
-    atomic_store_explicit(&stream_threshold, threshold ? threshold : 1,
+    atomic_store_explicit(&stream_threshold,
+                          threshold > BNORM_STREAM_MIN_BYTES ? threshold
+                                                             : BNORM_STREAM_MIN_BYTES,
                           memory_order_relaxed);
     /* Half of L2 leaves room for the other operands and what else runs. */
     size_t l2 = bnorm_detect_l2_bytes();
