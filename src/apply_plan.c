@@ -34,8 +34,8 @@ static size_t pattern_len(size_t c, size_t total)
     return p <= BNORM_PATTERN_MAX ? p : 0;
 }
 
-/* bnorm_apply_plan_init's body, inlined into bnorm_apply_channels so that a plan
- * run as one kernel call costs no call of its own. */
+/* bnorm_apply_plan_init's body, inlined where bnorm_apply_channels plans, so that a
+ * plan run as one kernel call costs no call of its own. */
 static BNORM_ALWAYS_INLINE void
 plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *shape,
           const bnorm_geom *gx, const bnorm_geom *gy, const float *x, float *y, size_t c0,
