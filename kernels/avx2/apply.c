@@ -25,16 +25,7 @@
 
 #include "kernels.h"
 #include "avx2_util.h"
-
-ALWAYS_INLINE __m256 act(__m256 v, __m256 lo, __m256 hi, bool clamp)
-{
-    if (clamp) {
-        /* maxps/minps return their second operand when either is NaN: v. */
-        v = _mm256_max_ps(lo, v);
-        v = _mm256_min_ps(hi, v);
-    }
-    return v;
-}
+#include "dense.h"
 
 ALWAYS_INLINE void store(float *p, __m256 v, bool stream)
 {
@@ -328,69 +319,16 @@ ALWAYS_INLINE void apply(size_t count, size_t len, const float *x, size_t x_stri
     }
 }
 
-/* Dense planes (apply_planes_dense): the count planes are one array, walked in full
- * vectors on y's 32-byte grid. The first o floats up to that grid (o < 8 <= len: all
- * plane 0) are one masked vector; then each plane runs its whole vectors (4 at a
- * time, then single), and the vector that holds the plane's last 1..7 floats and the
- * next plane's first ones blends the two planes' broadcasts (lanes below the boundary
- * keep this plane's): with len >= 8 no vector holds three planes. Only the run's
- * last 1..7 floats are a masked vector. Every element gets the operations of span(),
- * so the result is apply_planes' bit for bit. */
+/* Dense planes (apply_planes_dense): see dense.h. */
 ALWAYS_INLINE void dense(size_t count, size_t len, const float *x, float *y,
                          const float *a, const float *b, const float *m, __m256 lo,
                          __m256 hi, bool clamp, bool center)
 {
-#define V(i, va, vb, vm)                                                            \
-    _mm256_fmadd_ps(center ? _mm256_sub_ps(_mm256_loadu_ps(x + (i)), vm)             \
-                           : _mm256_loadu_ps(x + (i)),                              \
-                    va, vb)
-#define ST(i, v) _mm256_storeu_ps(y + (i), act(v, lo, hi, clamp))
-    __m256 z = _mm256_setzero_ps();
-    __m256 ca = _mm256_broadcast_ss(a), cb = _mm256_broadcast_ss(b);
-    __m256 cm = center ? _mm256_broadcast_ss(m) : z;
-    size_t o = ((32 - ((uintptr_t)y & 31)) & 31) / sizeof(float);
-    if (o) {
-        __m256i k = tail_mask(o);
-        __m256 xv = _mm256_maskload_ps(x, k);
-        __m256 v = _mm256_fmadd_ps(center ? _mm256_sub_ps(xv, cm) : xv, ca, cb);
-        _mm256_maskstore_ps(y, k, act(v, lo, hi, clamp));
-        x += o;
-        y += o;
-    }
-    size_t i = 0, e = len - o; /* e: where the current plane ends */
-    for (size_t p = 0;; p++) {
-        for (; i + 32 <= e; i += 32) {
-            __m256 v0 = V(i, ca, cb, cm), v1 = V(i + 8, ca, cb, cm);
-            __m256 v2 = V(i + 16, ca, cb, cm), v3 = V(i + 24, ca, cb, cm);
-            ST(i, v0);
-            ST(i + 8, v1);
-            ST(i + 16, v2);
-            ST(i + 24, v3);
-        }
-        for (; i + 8 <= e; i += 8)
-            ST(i, V(i, ca, cb, cm));
-        if (p + 1 == count)
-            break;
-        /* lanes [0, e - i) are plane p's last floats (none when e == i) */
-        __m256 keep = _mm256_castsi256_ps(tail_mask(e - i));
-        __m256 na = _mm256_broadcast_ss(a + p + 1), nb = _mm256_broadcast_ss(b + p + 1);
-        __m256 nm = center ? _mm256_broadcast_ss(m + p + 1) : z;
-        ST(i, V(i, _mm256_blendv_ps(na, ca, keep), _mm256_blendv_ps(nb, cb, keep),
-                center ? _mm256_blendv_ps(nm, cm, keep) : z));
-        i += 8;
-        e += len;
-        ca = na;
-        cb = nb;
-        cm = nm;
-    }
-#undef V
-#undef ST
-    if (i < e) {
-        __m256i k = tail_mask(e - i);
-        __m256 xv = _mm256_maskload_ps(x + i, k);
-        __m256 v = _mm256_fmadd_ps(center ? _mm256_sub_ps(xv, cm) : xv, ca, cb);
-        _mm256_maskstore_ps(y + i, k, act(v, lo, hi, clamp));
-    }
+    dense_run r;
+    dense_begin(&r, len, x, y, a, b, m, lo, hi, clamp, center);
+    for (size_t p = 0; p < count; p++)
+        dense_plane(&r, p, p + 1 == count, clamp, center);
+    dense_end(&r, clamp, center);
 }
 
 /* One specialization per combination of the three flags (the switch below counts on
