@@ -325,10 +325,10 @@ ALWAYS_INLINE void dense(size_t count, size_t len, const float *x, float *y,
                          __m256 hi, bool clamp, bool center)
 {
     dense_run r;
-    dense_begin(&r, len, x, y, a, b, m, lo, hi, clamp, center);
+    dense_begin(&r, len, x, NULL, y, a, b, m, NULL, lo, hi, false, clamp, center);
     for (size_t p = 0; p < count; p++)
-        dense_plane(&r, p, p + 1 == count, clamp, center);
-    dense_end(&r, clamp, center);
+        dense_plane(&r, p, p + 1 == count, false, clamp, center);
+    dense_end(&r, false, clamp, center);
 }
 
 /* One specialization per combination of the three flags (the switch below counts on

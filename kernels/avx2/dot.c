@@ -26,6 +26,7 @@
 
 #include "kernels.h"
 #include "avx2_util.h"
+#include "dense.h"
 
 enum { ROW_TILE = 8 };
 
@@ -128,30 +129,53 @@ ALWAYS_INLINE sums dot_plane(size_t len, const float *xp, const float *dp, doubl
     return r;
 }
 
+/* Planes of at most this many floats run the fused backward's apply as a dense walk
+ * after each plane's dot products (the out-of-order core overlaps the two); longer
+ * ones interleave it into the dot loop. */
+enum { DENSE_FUSE_MAX = 256 };
+
 /* The dot products of count planes into sdy, sdyx (each plane's lanes summed by lanes1,
  * four planes at a time by lanes4: the same sums); with `fused`, the two-input apply
- * of the planes xa, dya -> dxa as well. */
+ * of the planes xa, dya -> dxa as well, interleaved per plane or, with `dense` (the
+ * apply's planes follow each other and are short), as the dense-planes walk. */
 ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_stride,
                         const float *dy, size_t dy_stride, const float *m, double *sdy,
-                        double *sdyx, bool fused, const float *xa, size_t xa_stride,
-                        const float *dya, size_t dya_stride, float *dxa, size_t dxa_stride,
-                        const float *a, const float *b, const float *ma, const float *k)
+                        double *sdyx, bool fused, bool dense, const float *xa,
+                        size_t xa_stride, const float *dya, size_t dya_stride, float *dxa,
+                        size_t dxa_stride, const float *a, const float *b, const float *ma,
+                        const float *k)
 {
     /* then the next plane holds the 1..3 floats read past a plane */
     bool spill = x_stride == len && dy_stride == len && len >= 4;
+    dense_run run;
+    if (dense)
+        dense_begin(&run, len, xa, dya, dxa, a, b, ma, k, _mm256_setzero_ps(),
+                    _mm256_setzero_ps(), true, false, true);
 /* plane p's apply2 parameters when fused */
 #define SIDE(p)                                                                     \
-    (fused ? &(side){xa + (p) * xa_stride, dya + (p) * dya_stride,                  \
+    (fused && !dense ? &(side){xa + (p) * xa_stride, dya + (p) * dya_stride,                  \
                      dxa + (p) * dxa_stride, _mm256_broadcast_ss(a + (p)),          \
                      _mm256_broadcast_ss(b + (p)), _mm256_broadcast_ss(ma + (p)),   \
                      _mm256_broadcast_ss(k + (p))}                                  \
            : NULL)
 #define PLANE(p)                                                                    \
     dot_plane(len, x + (p) * x_stride, dy + (p) * dy_stride, (double)m[p],           \
-              spill && (p) + 1 < count, fused, SIDE(p))
+              spill && (p) + 1 < count, fused && !dense, SIDE(p))
+#define APPLY(p)                                                                    \
+    do {                                                                            \
+        if (dense)                                                                  \
+            dense_plane(&run, p, (p) + 1 == count, true, false, true);              \
+    } while (0)
     size_t p = 0;
     for (; p + 4 <= count; p += 4) {
-        sums q0 = PLANE(p), q1 = PLANE(p + 1), q2 = PLANE(p + 2), q3 = PLANE(p + 3);
+        sums q0 = PLANE(p);
+        APPLY(p);
+        sums q1 = PLANE(p + 1);
+        APPLY(p + 1);
+        sums q2 = PLANE(p + 2);
+        APPLY(p + 2);
+        sums q3 = PLANE(p + 3);
+        APPLY(p + 3);
         _mm256_storeu_pd(sdy + p, _mm256_add_pd(_mm256_loadu_pd(sdy + p),
                                                 lanes4(q0.sdy, q1.sdy, q2.sdy, q3.sdy)));
         _mm256_storeu_pd(sdyx + p, _mm256_add_pd(_mm256_loadu_pd(sdyx + p),
@@ -159,19 +183,23 @@ ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_strid
     }
     for (; p < count; p++) {
         sums q = PLANE(p);
+        APPLY(p);
         sdy[p] += lanes1(q.sdy);
         sdyx[p] += lanes1(q.sdyx);
     }
 #undef PLANE
 #undef SIDE
+#undef APPLY
+    if (dense)
+        dense_end(&run, true, false, true);
 }
 
 void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
                                 size_t x_stride, const float *dy, size_t dy_stride,
                                 const float *m, double *sdy, double *sdyx)
 {
-    dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, false, NULL, 0, NULL, 0,
-         NULL, 0, NULL, NULL, NULL, NULL);
+    dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, false, false, NULL, 0, NULL,
+         0, NULL, 0, NULL, NULL, NULL, NULL);
 }
 
 void bnorm_f32_dot_apply2_planes__avx2(size_t count, size_t len, const float *x,
@@ -182,8 +210,13 @@ void bnorm_f32_dot_apply2_planes__avx2(size_t count, size_t len, const float *x,
                                        const float *a, const float *b, const float *ma,
                                        const float *k)
 {
-    dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, true, xa, xa_stride, dya,
-         dya_stride, dxa, dxa_stride, a, b, ma, k);
+    if (len >= 8 && len <= DENSE_FUSE_MAX && xa_stride == len && dya_stride == len &&
+        dxa_stride == len)
+        dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, true, true, xa,
+             xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k);
+    else
+        dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, true, false, xa,
+             xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k);
 }
 
 /* Columns [0, 16) of nr rows. */

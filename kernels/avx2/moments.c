@@ -133,7 +133,7 @@ ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_
     __m256 z = _mm256_setzero_ps();
     dense_run run;
     if (dense)
-        dense_begin(&run, len, xa, ya, a, b, m, z, z, false, true);
+        dense_begin(&run, len, xa, NULL, ya, a, b, m, NULL, z, z, false, false, true);
 #define PLANE(p)                                                                    \
     moments_plane(len, xm + (p) * xm_stride, (double)k[p], spill && (p) + 1 < count,   \
                   fused && !dense, fused ? xa + (p) * xa_stride : NULL,              \
@@ -144,7 +144,7 @@ ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_
 #define APPLY(p)                                                                    \
     do {                                                                            \
         if (dense)                                                                  \
-            dense_plane(&run, p, (p) + 1 == count, false, true);                    \
+            dense_plane(&run, p, (p) + 1 == count, false, false, true);                    \
     } while (0)
     size_t p = 0;
     for (; p + 4 <= count; p += 4) {
@@ -170,7 +170,7 @@ ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_
 #undef PLANE
 #undef APPLY
     if (dense)
-        dense_end(&run, false, true);
+        dense_end(&run, false, false, true);
 }
 
 void bnorm_f32_moments_planes__avx2(size_t count, size_t len, const float *x,
