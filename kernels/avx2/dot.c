@@ -9,10 +9,14 @@
  *   (each with a prefetcht0 2 KiB ahead: +14% from memory, +9% in L2) into 4
  *   independent (sdy, sdyx) accumulator pairs, then 4 floats at a time into
  *   the first pair, then 1..3 floats through masked loads (vmaskmov does not fault
- *   outside the mask; dy loads 0 there and t is zeroed, so those lanes add exactly 0
- *   even when m is Inf or NaN). The pairs are reduced in a fixed order,
- *   ((acc0 + acc1) + (acc2 + acc3)), then lanes (l0 + l2) + (l1 + l3), and the
- *   plane's sums are added to sdy[p], sdyx[p].
+ *   outside the mask), or plain ones when the next plane follows in memory; dy and t
+ *   are zeroed there, so those lanes add exactly 0 even when m is Inf or NaN. The
+ *   pairs are reduced in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lanes
+ *   (l0 + l1) + (l2 + l3) (lanes1; four planes at once, lanes4: the same sums), and
+ *   the plane's sums are added to sdy[p], sdyx[p].
+ *   The fused backward (dot_apply2_planes) interleaves the two-input apply into the
+ *   dot loop, or, for short planes that follow each other (len <= 256), runs the
+ *   dense-planes walk (dense.h) after each plane's dot products.
  * rows: t = x - m rounded to float, then both widened, as in every ISA, so rows sums
  *   are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
  *   accumulators loaded from sdy, sdyx, updated row by row, in row order, for a tile

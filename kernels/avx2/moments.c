@@ -11,10 +11,15 @@
  *   streamed from memory ran at 7.4 GB/s against 11.3 for a plain read loop, 10.7
  *   with it; in L2 it is 10% faster too) into 4 independent (s1, s2) accumulator
  *   pairs, then 4 floats at a time into the first pair, then 1..3 floats through a
- *   masked load (vmaskmov does not fault outside the mask; those lanes of d are
- *   zeroed). The pairs are reduced in a fixed order, ((acc0 + acc1) + (acc2 +
- *   acc3)), then lanes (l0 + l2) + (l1 + l3), and the plane's sum is added to s1[p],
- *   s2[p].
+ *   masked load (vmaskmov does not fault outside the mask), or a plain one when the
+ *   next plane follows in memory; those lanes of d are zeroed. The pairs are reduced
+ *   in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lanes (l0 + l1) +
+ *   (l2 + l3) (lanes1; four planes at once with two hadds, lanes4: the same sums),
+ *   and the plane's sum is added to s1[p], s2[p].
+ *   The fused forward (moments_apply_planes) interleaves the apply's vectors into
+ *   the moments loop, or, for short planes that follow each other (len <= 256), runs
+ *   apply_planes_dense's walk (dense.h) after each plane's moments: no masked tail
+ *   per plane, and the out-of-order core overlaps the two.
  * rows: d = x - k rounded to float, then widened (vcvtps2pd), as in every ISA, so
  *   rows sums are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
  *   accumulators: s1 and s2 of the block, loaded from memory, then updated row by
