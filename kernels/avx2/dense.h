@@ -22,6 +22,15 @@
 
 #include "avx2_util.h"
 
+/* Whether the fused training kernels walk their apply over len-float planes that
+ * follow each other as a dense run, after each plane's reduction (the out-of-order
+ * core overlaps the two); longer planes interleave the apply into the reduction's
+ * loop instead, and shorter ones than a vector cannot be walked. */
+ALWAYS_INLINE bool dense_fused(size_t len)
+{
+    return len >= 8 && len <= 256;
+}
+
 ALWAYS_INLINE __m256 act(__m256 v, __m256 lo, __m256 hi, bool clamp)
 {
     if (clamp) {

@@ -133,11 +133,6 @@ ALWAYS_INLINE sums dot_plane(size_t len, const float *xp, const float *dp, doubl
     return r;
 }
 
-/* Planes of at most this many floats run the fused backward's apply as a dense walk
- * after each plane's dot products (the out-of-order core overlaps the two); longer
- * ones interleave it into the dot loop. */
-enum { DENSE_FUSE_MAX = 256 };
-
 /* The dot products of count planes into sdy, sdyx (each plane's lanes summed by lanes1,
  * four planes at a time by lanes4: the same sums); with `fused`, the two-input apply
  * of the planes xa, dya -> dxa as well, interleaved per plane or, with `dense` (the
@@ -155,13 +150,14 @@ ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_strid
     if (dense)
         dense_begin(&run, len, xa, dya, dxa, a, b, ma, k, _mm256_setzero_ps(),
                     _mm256_setzero_ps(), true, false, true);
-/* plane p's apply2 parameters when fused */
+/* plane p's apply2 parameters, when fused plane by plane */
 #define SIDE(p)                                                                     \
-    (fused && !dense ? &(side){xa + (p) * xa_stride, dya + (p) * dya_stride,                  \
-                     dxa + (p) * dxa_stride, _mm256_broadcast_ss(a + (p)),          \
-                     _mm256_broadcast_ss(b + (p)), _mm256_broadcast_ss(ma + (p)),   \
-                     _mm256_broadcast_ss(k + (p))}                                  \
-           : NULL)
+    (fused && !dense                                                                \
+         ? &(side){xa + (p) * xa_stride, dya + (p) * dya_stride,                    \
+                   dxa + (p) * dxa_stride, _mm256_broadcast_ss(a + (p)),            \
+                   _mm256_broadcast_ss(b + (p)), _mm256_broadcast_ss(ma + (p)),     \
+                   _mm256_broadcast_ss(k + (p))}                                    \
+         : NULL)
 #define PLANE(p)                                                                    \
     dot_plane(len, x + (p) * x_stride, dy + (p) * dy_stride, (double)m[p],           \
               spill && (p) + 1 < count, fused && !dense, SIDE(p))
@@ -214,8 +210,7 @@ void bnorm_f32_dot_apply2_planes__avx2(size_t count, size_t len, const float *x,
                                        const float *a, const float *b, const float *ma,
                                        const float *k)
 {
-    if (len >= 8 && len <= DENSE_FUSE_MAX && xa_stride == len && dya_stride == len &&
-        dxa_stride == len)
+    if (dense_fused(len) && xa_stride == len && dya_stride == len && dxa_stride == len)
         dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, true, true, xa,
              xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k);
     else

@@ -110,7 +110,8 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
     for (; i + 4 <= len; i += 4)
         ACCD(a0, b0, widen_sub(xp + i, vk));
     if (i < len) {
-        __m128 xt = spill ? _mm_loadu_ps(xp + i) : _mm_maskload_ps(xp + i, mask_ps(len - i));
+        __m128 xt =
+            spill ? _mm_loadu_ps(xp + i) : _mm_maskload_ps(xp + i, mask_ps(len - i));
         __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(xt), vk);
         ACCD(a0, b0, _mm256_and_pd(d, _mm256_castsi256_pd(mask_pd(len - i))));
     }
@@ -119,11 +120,6 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
               _mm256_add_pd(_mm256_add_pd(b0, b1), _mm256_add_pd(b2, b3))};
     return r;
 }
-
-/* Planes of at most this many floats run the fused forward's apply as a dense walk
- * after each plane's moments (the out-of-order core overlaps the two); longer ones
- * interleave it into the moments loop. */
-enum { DENSE_FUSE_MAX = 256 };
 
 /* The moments of count planes into s1, s2 (each plane's lanes summed by lanes1, four
  * planes at a time by lanes4: the same sums); with `fused`, the centered apply of the
@@ -149,7 +145,7 @@ ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_
 #define APPLY(p)                                                                    \
     do {                                                                            \
         if (dense)                                                                  \
-            dense_plane(&run, p, (p) + 1 == count, false, false, true);                    \
+            dense_plane(&run, p, (p) + 1 == count, false, false, true);             \
     } while (0)
     size_t p = 0;
     for (; p + 4 <= count; p += 4) {
@@ -192,7 +188,7 @@ void bnorm_f32_moments_apply_planes__avx2(size_t count, size_t len, const float 
                                           float *ya, size_t ya_stride, const float *a,
                                           const float *b, const float *m)
 {
-    if (len >= 8 && len <= DENSE_FUSE_MAX && xa_stride == len && ya_stride == len)
+    if (dense_fused(len) && xa_stride == len && ya_stride == len)
         moments(count, len, xm, xm_stride, k, s1, s2, true, true, xa, xa_stride, ya,
                 ya_stride, a, b, m);
     else
