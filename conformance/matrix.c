@@ -8,7 +8,10 @@
  * below, at and above the kernels' vector (4, 8) and unroll (16, 32) widths in both
  * the contiguous dimension and the channel dimension. Tiny tensors (C = 1..33, one
  * or two pixels of one image: one kernel call, no plan) run in every memory variant.
- * Activations and special values (NaN, Inf, -0, denormals) rotate across cases.
+ * A small-plane sweep (NCHW) runs every memory variant, and two more with images one
+ * or more floats apart but dense planes inside each ("batch-gap", out of place and in
+ * place). Activations and special values (NaN, Inf, -0, denormals) rotate across
+ * cases.
  */
 #include <float.h>
 #include <math.h>
@@ -27,6 +30,14 @@ static const size_t sweep[] = {1,  2,  3,  4,  5,  7,  8,  9,  15, 16, 17,  23, 
 /* Tiny tensors: C = 1..TINY_C_MAX. */
 #define TINY_C_MAX 33
 
+/* Small planes (NCHW), where consecutive planes are one array to the apply (vectors
+ * straddle plane boundaries at every lane position) and per-plane costs dominate the
+ * reductions: every length up to two AVX2 vectors and a few typical ones, with C
+ * around the vector widths. */
+static const size_t plane_s[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                 12, 13, 14, 15, 16, 17, 31, 49, 63, 196};
+static const size_t plane_c[] = {4, 7, 8, 9, 16, 17};
+static const size_t quick_plane_s[] = {3, 7, 8, 9, 49};
 /* Shapes of at least this many elements run dense only (time, not coverage). */
 #define BIG_ELEMENTS ((size_t)4 << 20)
 
@@ -99,9 +110,18 @@ static void run_case(runner *rn, bnorm_layout layout, size_t n, size_t c, size_t
     cs.seed = bnorm_rng_next(&rn->rng);
     bnorm_rng r;
     bnorm_rng_init(&r, cs.seed);
-    static const char *const variants[] = {"dense", "strided", "in-place", "misaligned"};
+    static const char *const variants[] = {"dense",      "strided",   "in-place",
+                                           "misaligned", "batch-gap", "batch-gap in-place"};
     cs.variant = variants[variant];
     switch (variant) {
+    case 4:
+    case 5:
+        cs.strided = true;
+        cs.in_place = variant == 5;
+        cs.xs.inner = cs.ys.inner = s;
+        cs.xs.batch = c * s + 1 + bnorm_rng_below(&r, 9);
+        cs.ys.batch = c * s + 1 + bnorm_rng_below(&r, 9);
+        break;
     case 1:
         cs.strided = true;
         cs.xs = padded(&cs.shape, &r);
@@ -171,6 +191,15 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
                 for (int v = 0; v < 4; v++)
                     run_case(&rn, layout, 1, c, s, v);
     }
+    const size_t *ps = full ? plane_s : quick_plane_s;
+    size_t nps = full ? COUNT(plane_s) : COUNT(quick_plane_s);
+    for (size_t j = 0; j < nps; j++)
+        for (size_t i = 0; i < COUNT(plane_c); i++) {
+            size_t n = 1 + i % 2;
+            for (int v = 0; v < (n > 1 ? 6 : 4); v++)
+                if (v != 1) /* padded planes are the apply's per-plane path */
+                    run_case(&rn, BNORM_NCHW, n, plane_c[i], ps[j], v);
+        }
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */
         run_shape(&rn, BNORM_NCHW, 1, 2, 3136);

@@ -49,6 +49,15 @@ typedef void (*bnorm_f32_apply_fn)(size_t count, size_t len, const float *x,
                                    float lo, float hi, unsigned flags);
 
 /*
+ * apply_planes_dense: exactly apply_planes, bit for bit, for planes that follow each
+ * other in memory: x_stride == y_stride == len, so the count planes are one array of
+ * count * len elements whose element i belongs to channel i / len. A kernel may walk
+ * that array in full vectors across plane boundaries (a vector that straddles one
+ * blends the two channels' a, b and m), leaving a partial vector only at the run's
+ * very end; the rounding of every element is apply_planes' own.
+ */
+
+/*
  * Two-input affine apply (backward data is affine in dy and x per channel):
  *   dx = a[ch] * dy + (b[ch] * (x - m[ch]) + k[ch])
  * evaluated in exactly that order (each product-plus-sum fused or not).
@@ -120,7 +129,7 @@ typedef void (*bnorm_f32_dot_apply2_fn)(size_t count, size_t len, const float *x
 typedef struct bnorm_kernels {
     bnorm_isa isa;
     const char *name;
-    bnorm_f32_apply_fn apply_planes, apply_rows;
+    bnorm_f32_apply_fn apply_planes, apply_planes_dense, apply_rows;
     bnorm_f32_apply2_fn apply2_planes, apply2_rows;
     bnorm_f32_moments_fn moments_planes, moments_rows;
     bnorm_f32_dot_fn dot_planes, dot_rows;
@@ -134,6 +143,10 @@ typedef struct bnorm_kernels {
                                           float *, size_t, const float *,            \
                                           const float *, const float *, float, float, \
                                           unsigned);                                 \
+    void bnorm_f32_apply_planes_dense__##suffix(size_t, size_t, const float *, size_t,   \
+                                                float *, size_t, const float *,        \
+                                                const float *, const float *, float,   \
+                                                float, unsigned);                      \
     void bnorm_f32_apply_rows__##suffix(size_t, size_t, const float *, size_t, float *, \
                                         size_t, const float *, const float *,        \
                                         const float *, float, float, unsigned);      \
@@ -172,6 +185,7 @@ typedef struct bnorm_kernels {
         .isa = isa_enum,                                                            \
         .name = #suffix,                                                            \
         .apply_planes = bnorm_f32_apply_planes__##suffix,                           \
+        .apply_planes_dense = bnorm_f32_apply_planes_dense__##suffix,               \
         .apply_rows = bnorm_f32_apply_rows__##suffix,                               \
         .apply2_planes = bnorm_f32_apply2_planes__##suffix,                         \
         .apply2_rows = bnorm_f32_apply2_rows__##suffix,                             \

@@ -58,7 +58,10 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
 
     if (shape->layout == BNORM_NCHW && !(shape->spatial == 1 && gx->inner == 1 &&
                                          gy->inner == 1)) {
-        plan->fn = k->apply_planes;
+        /* Planes that follow each other are one array to the kernel: no partial
+         * vector at each plane's end. */
+        bool dense = gx->inner == shape->spatial && gy->inner == shape->spatial;
+        plan->fn = dense ? k->apply_planes_dense : k->apply_planes;
         plan->per_item_ab = true;
         plan->groups = shape->n;
         plan->items = nc;

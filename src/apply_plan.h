@@ -3,7 +3,9 @@
  *
  * A plan turns a tensor (layout, strides, a channel range) into `groups x items`
  * independent work items, each one kernel span of `len` contiguous elements:
- *   - NCHW: items are channel planes (per-plane scale and shift);
+ *   - NCHW: items are channel planes (per-plane scale and shift); planes that
+ *     follow each other (inner stride == spatial) go to apply_planes_dense, which
+ *     walks each call's run of planes as one array;
  *   - NHWC, and NCHW with spatial == 1: items are rows of channels (per-element
  *     scale and shift);
  *   - a dense tensor of rows whose scale/shift repeat with a short period C is one

@@ -299,6 +299,10 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     float *y = j->y, *save_mean = j->save_mean, *save_invstd = j->save_invstd;
     const bnorm_running_stats *running = j->running;
     double m = j->m;
+    /* Multiplied by, not divided per channel: with small planes the two divisions
+     * per channel held the divider longer than the channel's kernels ran (1x2048x7x7
+     * forward: +18%). */
+    double inv_m = 1.0 / m;
     float eps = j->eps;
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
@@ -340,8 +344,8 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
         cur->c0 = c0;
         cur->nc = nc;
         for (size_t j = 0; j < nc; j++) {
-            double d = s1[j] / m, mean = k[j] + d;
-            double var = s2[j] / m - d * d;
+            double d = s1[j] * inv_m, mean = k[j] + d;
+            double var = s2[j] * inv_m - d * d;
             if (var < 0.0) /* rounding; NaN stays NaN */
                 var = 0.0;
             double invstd = 1.0 / sqrt(var + eps);
@@ -478,7 +482,7 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
     const float *x = j->x, *dy = j->dy, *gamma = j->gamma;
     const float *save_mean = j->save_mean, *save_invstd = j->save_invstd;
     float *dx = j->dx, *dgamma = j->dgamma, *dbeta = j->dbeta;
-    double m = j->m;
+    double inv_m = 1.0 / j->m; /* as in the forward */
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, j->mi, 4) : block_channels(&w, j->mi);
@@ -524,8 +528,8 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
             if (dbeta)
                 dbeta[c0 + j] = (float)sdy[j];
             cur->a[j] = (float)(gm * is);
-            cur->b[j] = (float)(-gm * is * is * dg / m);
-            cur->k[j] = (float)(-gm * is * sdy[j] / m);
+            cur->b[j] = (float)(-gm * is * is * dg * inv_m);
+            cur->k[j] = (float)(-gm * is * sdy[j] * inv_m);
         }
         if (pipe) { /* applied with the next block's dot products, or after the loop */
             prev = cur;

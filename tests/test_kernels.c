@@ -4,7 +4,8 @@
  *     operations reach only for outputs of at least half the last-level cache, which
  *     no other test allocates;
  *  2. the fused moments_apply_planes and dot_apply2_planes against the two kernels
- *     each one fuses.
+ *     each one fuses;
+ *  3. apply_planes_dense against apply_planes on planes that follow each other.
  *
  * STREAM is a hint about where y goes, never about its value: with it every table
  * must write exactly what it writes without it, bit for bit, and nothing else. Both
@@ -292,6 +293,83 @@ Test(kernels, dot_apply2_equals_dot_then_apply2, .timeout = 300)
                 dot_fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
             dot_fused_case(&tables[ti], 3, lens[li], &rng, seed);
+    }
+    cr_expect(cases > 0, "no runnable kernel table");
+}
+
+/*
+ * apply_planes_dense is apply_planes, bit for bit, on planes that follow each other:
+ * plane lengths below, at and above every vector width (vectors that straddle plane
+ * boundaries at every lane), counts around the unroll widths, every flag combination
+ * (STREAM included), clamps with lo == 0 and lo == hi, special inputs (NaN, +-Inf,
+ * -0), in place or not, misaligned and guard-ended buffers.
+ */
+static const size_t dense_lens[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13,
+                                    14, 15, 16, 17, 24, 31, 33, 49, 63, 64, 196};
+static const size_t dense_counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33};
+
+static bool dense_case(const bnorm_conf_table *t, size_t count, size_t len, unsigned flags,
+                       bnorm_rng *rng, uint64_t seed)
+{
+    size_t extent = count * len;
+    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
+                                                   : bnorm_rng_below(rng, 16);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    bufs u;
+    cr_assert(alloc_bufs(&u, extent, count, misalign), "mmap failed");
+    static const float specials[] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f};
+    for (size_t i = 0; i < extent; i++) {
+        u.x[i] = bnorm_rng_below(rng, 16) == 0
+                     ? specials[bnorm_rng_below(rng, sizeof specials / sizeof specials[0])]
+                     : (float)(bnorm_rng_normal(rng) * 3.0);
+        u.y1[i] = u.y2[i] = SENTINEL;
+    }
+    for (size_t p = 0; p < count; p++) {
+        u.a[p] = bnorm_rng_below(rng, 8) == 0 ? 0.0f : (float)bnorm_rng_normal(rng);
+        u.b[p] = bnorm_rng_below(rng, 8) == 0 ? -0.0f : (float)bnorm_rng_normal(rng);
+        u.m[p] = (float)bnorm_rng_normal(rng);
+    }
+    float lo = bnorm_rng_below(rng, 2) ? 0.0f : -0.5f;
+    float hi = bnorm_rng_below(rng, 4) == 0 ? lo : 0.75f;
+    const float *m = (flags & BNORM_KF_CENTER) ? u.m : NULL;
+    const float *x1 = u.x, *x2 = u.x;
+    if (in_place) {
+        memcpy(u.y1, u.x, extent * sizeof(float));
+        memcpy(u.y2, u.x, extent * sizeof(float));
+        x1 = u.y1;
+        x2 = u.y2;
+    }
+    t->k->apply_planes_dense(count, len, x1, len, u.y1, len, u.a, u.b, m, lo, hi, flags);
+    t->k->apply_planes(count, len, x2, len, u.y2, len, u.a, u.b, m, lo, hi, flags);
+    bool ok = memcmp(u.y1, u.y2, extent * sizeof(float)) == 0 &&
+              bnorm_fence_intact(&u.fy1) && bnorm_fence_intact(&u.fy2) &&
+              bnorm_fence_intact(&u.fx) && bnorm_fence_intact(&u.fa) &&
+              bnorm_fence_intact(&u.fb) && bnorm_fence_intact(&u.fm);
+    cr_expect(ok,
+              "%s count=%zu len=%zu misalign=%zu in_place=%d flags=%u lo=%g hi=%g: "
+              "apply_planes_dense differs from apply_planes (BNORM_TEST_SEED=0x%llx)",
+              t->label, count, len, misalign, (int)in_place, flags, lo, hi,
+              (unsigned long long)seed);
+    free_bufs(&u);
+    return ok;
+}
+
+Test(kernels, apply_dense_equals_apply_planes, .timeout = 300)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x64656e7365ull);
+    bnorm_conf_table tables[16];
+    size_t nt = bnorm_conf_tables(tables, 16);
+    size_t cases = 0;
+    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
+        if (!tables[ti].runnable)
+            continue;
+        for (size_t li = 0; li < sizeof dense_lens / sizeof dense_lens[0]; li++)
+            for (size_t ci = 0; ci < sizeof dense_counts / sizeof dense_counts[0]; ci++)
+                for (unsigned fl = 0; fl < 8; fl++, cases++)
+                    dense_case(&tables[ti], dense_counts[ci], dense_lens[li], fl, &rng,
+                               seed);
     }
     cr_expect(cases > 0, "no runnable kernel table");
 }

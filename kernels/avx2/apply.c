@@ -25,16 +25,7 @@
 
 #include "kernels.h"
 #include "avx2_util.h"
-
-ALWAYS_INLINE __m256 act(__m256 v, __m256 lo, __m256 hi, bool clamp)
-{
-    if (clamp) {
-        /* maxps/minps return their second operand when either is NaN: v. */
-        v = _mm256_max_ps(lo, v);
-        v = _mm256_min_ps(hi, v);
-    }
-    return v;
-}
+#include "dense.h"
 
 ALWAYS_INLINE void store(float *p, __m256 v, bool stream)
 {
@@ -328,6 +319,18 @@ ALWAYS_INLINE void apply(size_t count, size_t len, const float *x, size_t x_stri
     }
 }
 
+/* Dense planes (apply_planes_dense): see dense.h. */
+ALWAYS_INLINE void dense(size_t count, size_t len, const float *x, float *y,
+                         const float *a, const float *b, const float *m, __m256 lo,
+                         __m256 hi, bool clamp, bool center)
+{
+    dense_run r;
+    dense_begin(&r, len, x, NULL, y, a, b, m, NULL, lo, hi, false, clamp, center);
+    for (size_t p = 0; p < count; p++)
+        dense_plane(&r, p, p + 1 == count, false, clamp, center);
+    dense_end(&r, false, clamp, center);
+}
+
 /* One specialization per combination of the three flags (the switch below counts on
  * them being bits 0..2). */
 #define KF_ALL (BNORM_KF_CLAMP | BNORM_KF_STREAM | BNORM_KF_CENTER)
@@ -350,6 +353,31 @@ void bnorm_f32_apply_planes__avx2(size_t count, size_t len, const float *x, size
                                   const float *m, float lo, float hi, unsigned flags)
 {
     DISPATCH(false)
+}
+
+/* Planes shorter than a vector, and streamed output (whose four lockstep runs the
+ * per-plane path already has), take apply_planes' loop. */
+#define DENSE_CASE(f)                                                               \
+    case f:                                                                         \
+        dense(count, len, x, y, a, b, m, _mm256_set1_ps(lo), _mm256_set1_ps(hi),    \
+              ((f) & BNORM_KF_CLAMP) != 0, ((f) & BNORM_KF_CENTER) != 0);           \
+        break;
+
+void bnorm_f32_apply_planes_dense__avx2(size_t count, size_t len, const float *x,
+                                        size_t xs, float *y, size_t ys, const float *a,
+                                        const float *b, const float *m, float lo, float hi,
+                                        unsigned flags)
+{
+    if (len < 8 || (flags & BNORM_KF_STREAM)) {
+        DISPATCH(false)
+        return;
+    }
+    switch (flags & (BNORM_KF_CLAMP | BNORM_KF_CENTER)) {
+        DENSE_CASE(0)
+        DENSE_CASE(BNORM_KF_CLAMP)
+        DENSE_CASE(BNORM_KF_CENTER)
+        DENSE_CASE(BNORM_KF_CLAMP | BNORM_KF_CENTER)
+    }
 }
 
 void bnorm_f32_apply_rows__avx2(size_t count, size_t len, const float *x, size_t xs,

@@ -36,4 +36,22 @@ ALWAYS_INLINE __m256i mask_pd(size_t n)
     return _mm256_loadu_si256((const __m256i *)(bnorm_mask64 + 4 - n));
 }
 
+/* The sum of v's lanes in one fixed order, (v0 + v1) + (v2 + v3). */
+ALWAYS_INLINE double lanes1(__m256d v)
+{
+    __m128d h = _mm_hadd_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+/* lanes1 of four vectors at once: {lanes1(v0), lanes1(v1), lanes1(v2), lanes1(v3)},
+ * the same operations on the same values (the planes reductions sum four planes'
+ * lanes with two hadds, two lane swaps and one add instead of four of each). */
+ALWAYS_INLINE __m256d lanes4(__m256d v0, __m256d v1, __m256d v2, __m256d v3)
+{
+    __m256d h01 = _mm256_hadd_pd(v0, v1); /* v0 01, v1 01, v0 23, v1 23 */
+    __m256d h23 = _mm256_hadd_pd(v2, v3);
+    return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20),
+                         _mm256_permute2f128_pd(h01, h23, 0x31));
+}
+
 #endif

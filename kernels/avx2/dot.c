@@ -9,10 +9,14 @@
  *   (each with a prefetcht0 2 KiB ahead: +14% from memory, +9% in L2) into 4
  *   independent (sdy, sdyx) accumulator pairs, then 4 floats at a time into
  *   the first pair, then 1..3 floats through masked loads (vmaskmov does not fault
- *   outside the mask; dy loads 0 there and t is zeroed, so those lanes add exactly 0
- *   even when m is Inf or NaN). The pairs are reduced in a fixed order,
- *   ((acc0 + acc1) + (acc2 + acc3)), then lanes (l0 + l2) + (l1 + l3), and the
- *   plane's sums are added to sdy[p], sdyx[p].
+ *   outside the mask), or plain ones when the next plane follows in memory; dy and t
+ *   are zeroed there, so those lanes add exactly 0 even when m is Inf or NaN. The
+ *   pairs are reduced in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lanes
+ *   (l0 + l1) + (l2 + l3) (lanes1; four planes at once, lanes4: the same sums), and
+ *   the plane's sums are added to sdy[p], sdyx[p].
+ *   The fused backward (dot_apply2_planes) interleaves the two-input apply into the
+ *   dot loop, or, for short planes that follow each other (len <= 256), runs the
+ *   dense-planes walk (dense.h) after each plane's dot products.
  * rows: t = x - m rounded to float, then both widened, as in every ISA, so rows sums
  *   are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
  *   accumulators loaded from sdy, sdyx, updated row by row, in row order, for a tile
@@ -26,6 +30,7 @@
 
 #include "kernels.h"
 #include "avx2_util.h"
+#include "dense.h"
 
 enum { ROW_TILE = 8 };
 
@@ -36,13 +41,6 @@ enum { ROW_TILE = 8 };
         sdy = _mm256_add_pd(sdy, dy_);                                              \
         sdyx = _mm256_fmadd_pd(dy_, _mm256_cvtps_pd(t4), sdyx);                     \
     } while (0)
-
-ALWAYS_INLINE double hsum(__m256d a0, __m256d a1, __m256d a2, __m256d a3)
-{
-    __m256d s = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
-    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-}
 
 /* The two-input apply of apply2.c, in the same order: fma(a, dy, fma(b, x - m, k)). */
 ALWAYS_INLINE __m256 apply2_v(const float *x, const float *dy, __m256 a, __m256 b,
@@ -59,12 +57,19 @@ typedef struct side {
     __m256 a, b, m, k;
 } side;
 
-/* The dot products of one plane (xp, dp) into *sdy, *sdyx; with `fused`, also the
- * two-input apply of the plane sd (two vectors per 16-float step of the dot loop, so
- * that its loads and stores overlap the dot's arithmetic, then its last 0..15
- * floats). The dot products are the same operations in the same order either way. */
-ALWAYS_INLINE void dot_plane(size_t len, const float *xp, const float *dp, double m,
-                             double *sdy, double *sdyx, bool fused, const side *sd)
+/* One plane's sums, the accumulator pairs reduced, the lanes not yet (lanes1/lanes4). */
+typedef struct sums {
+    __m256d sdy, sdyx;
+} sums;
+
+/* The dot products of one plane (xp, dp); with `fused`, also the two-input apply of
+ * the plane sd (two vectors per 16-float step of the dot loop, so that its loads and
+ * stores overlap the dot's arithmetic, then its last 0..15 floats). The dot products
+ * are the same operations in the same order either way. `spill`: the floats after the
+ * plane may be read (the next plane follows in x and dy), so its last 1..3 floats need
+ * no masked loads (dy and t are zeroed there all the same). */
+ALWAYS_INLINE sums dot_plane(size_t len, const float *xp, const float *dp, double m,
+                             bool spill, bool fused, const side *sd)
 {
     __m256d vm = _mm256_set1_pd(m);
     __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
@@ -115,22 +120,86 @@ ALWAYS_INLINE void dot_plane(size_t len, const float *xp, const float *dp, doubl
 #undef D
     if (i < len) {
         __m128i q = mask_ps(len - i);
-        __m256d d = _mm256_cvtps_pd(_mm_maskload_ps(dp + i, q));
-        __m256d t = _mm256_sub_pd(_mm256_cvtps_pd(_mm_maskload_ps(xp + i, q)), vm);
-        ACCD(a0, b0, d, _mm256_and_pd(t, _mm256_castsi256_pd(mask_pd(len - i))));
+        __m256d keep = _mm256_castsi256_pd(mask_pd(len - i));
+        __m128 dv = spill ? _mm_loadu_ps(dp + i) : _mm_maskload_ps(dp + i, q);
+        __m128 xv = spill ? _mm_loadu_ps(xp + i) : _mm_maskload_ps(xp + i, q);
+        __m256d d = _mm256_and_pd(_mm256_cvtps_pd(dv), keep);
+        __m256d t = _mm256_sub_pd(_mm256_cvtps_pd(xv), vm);
+        ACCD(a0, b0, d, _mm256_and_pd(t, keep));
     }
 #undef ACCD
-    *sdy += hsum(a0, a1, a2, a3);
-    *sdyx += hsum(b0, b1, b2, b3);
+    sums r = {_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)),
+              _mm256_add_pd(_mm256_add_pd(b0, b1), _mm256_add_pd(b2, b3))};
+    return r;
+}
+
+/* The dot products of count planes into sdy, sdyx (each plane's lanes summed by lanes1,
+ * four planes at a time by lanes4: the same sums); with `fused`, the two-input apply
+ * of the planes xa, dya -> dxa as well, interleaved per plane or, with `dense` (the
+ * apply's planes follow each other and are short), as the dense-planes walk. */
+ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_stride,
+                        const float *dy, size_t dy_stride, const float *m, double *sdy,
+                        double *sdyx, bool fused, bool dense, const float *xa,
+                        size_t xa_stride, const float *dya, size_t dya_stride, float *dxa,
+                        size_t dxa_stride, const float *a, const float *b, const float *ma,
+                        const float *k)
+{
+    /* then the next plane holds the 1..3 floats read past a plane */
+    bool spill = x_stride == len && dy_stride == len && len >= 4;
+    dense_run run;
+    if (dense)
+        dense_begin(&run, len, xa, dya, dxa, a, b, ma, k, _mm256_setzero_ps(),
+                    _mm256_setzero_ps(), true, false, true);
+/* plane p's apply2 parameters, when fused plane by plane */
+#define SIDE(p)                                                                     \
+    (fused && !dense                                                                \
+         ? &(side){xa + (p) * xa_stride, dya + (p) * dya_stride,                    \
+                   dxa + (p) * dxa_stride, _mm256_broadcast_ss(a + (p)),            \
+                   _mm256_broadcast_ss(b + (p)), _mm256_broadcast_ss(ma + (p)),     \
+                   _mm256_broadcast_ss(k + (p))}                                    \
+         : NULL)
+#define PLANE(p)                                                                    \
+    dot_plane(len, x + (p) * x_stride, dy + (p) * dy_stride, (double)m[p],           \
+              spill && (p) + 1 < count, fused && !dense, SIDE(p))
+#define APPLY(p)                                                                    \
+    do {                                                                            \
+        if (dense)                                                                  \
+            dense_plane(&run, p, (p) + 1 == count, true, false, true);              \
+    } while (0)
+    size_t p = 0;
+    for (; p + 4 <= count; p += 4) {
+        sums q0 = PLANE(p);
+        APPLY(p);
+        sums q1 = PLANE(p + 1);
+        APPLY(p + 1);
+        sums q2 = PLANE(p + 2);
+        APPLY(p + 2);
+        sums q3 = PLANE(p + 3);
+        APPLY(p + 3);
+        _mm256_storeu_pd(sdy + p, _mm256_add_pd(_mm256_loadu_pd(sdy + p),
+                                                lanes4(q0.sdy, q1.sdy, q2.sdy, q3.sdy)));
+        _mm256_storeu_pd(sdyx + p, _mm256_add_pd(_mm256_loadu_pd(sdyx + p),
+                                                 lanes4(q0.sdyx, q1.sdyx, q2.sdyx, q3.sdyx)));
+    }
+    for (; p < count; p++) {
+        sums q = PLANE(p);
+        APPLY(p);
+        sdy[p] += lanes1(q.sdy);
+        sdyx[p] += lanes1(q.sdyx);
+    }
+#undef PLANE
+#undef SIDE
+#undef APPLY
+    if (dense)
+        dense_end(&run, true, false, true);
 }
 
 void bnorm_f32_dot_planes__avx2(size_t count, size_t len, const float *x,
                                 size_t x_stride, const float *dy, size_t dy_stride,
                                 const float *m, double *sdy, double *sdyx)
 {
-    for (size_t p = 0; p < count; p++)
-        dot_plane(len, x + p * x_stride, dy + p * dy_stride, (double)m[p], &sdy[p],
-                  &sdyx[p], false, NULL);
+    dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, false, false, NULL, 0, NULL,
+         0, NULL, 0, NULL, NULL, NULL, NULL);
 }
 
 void bnorm_f32_dot_apply2_planes__avx2(size_t count, size_t len, const float *x,
@@ -141,14 +210,12 @@ void bnorm_f32_dot_apply2_planes__avx2(size_t count, size_t len, const float *x,
                                        const float *a, const float *b, const float *ma,
                                        const float *k)
 {
-    for (size_t p = 0; p < count; p++) {
-        side sd = {xa + p * xa_stride,          dya + p * dya_stride,
-                   dxa + p * dxa_stride,        _mm256_broadcast_ss(a + p),
-                   _mm256_broadcast_ss(b + p),  _mm256_broadcast_ss(ma + p),
-                   _mm256_broadcast_ss(k + p)};
-        dot_plane(len, x + p * x_stride, dy + p * dy_stride, (double)m[p], &sdy[p],
-                  &sdyx[p], true, &sd);
-    }
+    if (dense_fused(len) && xa_stride == len && dya_stride == len && dxa_stride == len)
+        dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, true, true, xa,
+             xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k);
+    else
+        dots(count, len, x, x_stride, dy, dy_stride, m, sdy, sdyx, true, false, xa,
+             xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k);
 }
 
 /* Columns [0, 16) of nr rows. */

@@ -11,10 +11,15 @@
  *   streamed from memory ran at 7.4 GB/s against 11.3 for a plain read loop, 10.7
  *   with it; in L2 it is 10% faster too) into 4 independent (s1, s2) accumulator
  *   pairs, then 4 floats at a time into the first pair, then 1..3 floats through a
- *   masked load (vmaskmov does not fault outside the mask; those lanes of d are
- *   zeroed). The pairs are reduced in a fixed order, ((acc0 + acc1) + (acc2 +
- *   acc3)), then lanes (l0 + l2) + (l1 + l3), and the plane's sum is added to s1[p],
- *   s2[p].
+ *   masked load (vmaskmov does not fault outside the mask), or a plain one when the
+ *   next plane follows in memory; those lanes of d are zeroed. The pairs are reduced
+ *   in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lanes (l0 + l1) +
+ *   (l2 + l3) (lanes1; four planes at once with two hadds, lanes4: the same sums),
+ *   and the plane's sum is added to s1[p], s2[p].
+ *   The fused forward (moments_apply_planes) interleaves the apply's vectors into
+ *   the moments loop, or, for short planes that follow each other (len <= 256), runs
+ *   apply_planes_dense's walk (dense.h) after each plane's moments: no masked tail
+ *   per plane, and the out-of-order core overlaps the two.
  * rows: d = x - k rounded to float, then widened (vcvtps2pd), as in every ISA, so
  *   rows sums are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
  *   accumulators: s1 and s2 of the block, loaded from memory, then updated row by
@@ -28,6 +33,7 @@
 
 #include "kernels.h"
 #include "avx2_util.h"
+#include "dense.h"
 
 enum { ROW_TILE = 8 };
 
@@ -38,13 +44,6 @@ enum { ROW_TILE = 8 };
         s1 = _mm256_add_pd(s1, d_);                                                 \
         s2 = _mm256_fmadd_pd(d_, d_, s2);                                           \
     } while (0)
-
-ALWAYS_INLINE double hsum(__m256d a0, __m256d a1, __m256d a2, __m256d a3)
-{
-    __m256d s = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
-    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-}
 
 /* d = (double)x[0..4) - k: widened from memory, then subtracted exactly. */
 ALWAYS_INLINE __m256d widen_sub(const float *x, __m256d k)
@@ -59,13 +58,20 @@ ALWAYS_INLINE __m256 centered(const float *x, __m256 a, __m256 b, __m256 m)
     return _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x), m), a, b);
 }
 
-/* The moments of one plane xp into *s1, *s2; with `fused`, also the centered apply of
- * the plane u -> y (broadcasts va, vb, vm), two vectors per 16-float step of the
- * moments loop so that its loads and stores overlap the moments' arithmetic. The
- * moments are the same operations in the same order either way. */
-ALWAYS_INLINE void moments_plane(size_t len, const float *xp, double k, double *s1,
-                                 double *s2, bool fused, const float *u, float *y,
-                                 __m256 va, __m256 vb, __m256 vm)
+/* One plane's sums, the accumulator pairs reduced, the lanes not yet (lanes1/lanes4). */
+typedef struct sums {
+    __m256d s1, s2;
+} sums;
+
+/* The moments of one plane xp; with `fused`, also the centered apply of the plane u
+ * -> y (broadcasts va, vb, vm), two vectors per 16-float step of the moments loop so
+ * that its loads and stores overlap the moments' arithmetic. The moments are the same
+ * operations in the same order either way. `spill`: the floats after the plane may be
+ * read (the next plane follows), so its last 1..3 floats need no masked load (the
+ * lanes past the plane are zeroed in d all the same). */
+ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spill,
+                                 bool fused, const float *u, float *y, __m256 va,
+                                 __m256 vb, __m256 vm)
 {
     __m256d vk = _mm256_set1_pd(k);
     __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
@@ -104,23 +110,76 @@ ALWAYS_INLINE void moments_plane(size_t len, const float *xp, double k, double *
     for (; i + 4 <= len; i += 4)
         ACCD(a0, b0, widen_sub(xp + i, vk));
     if (i < len) {
-        __m128 xt = _mm_maskload_ps(xp + i, mask_ps(len - i));
+        __m128 xt =
+            spill ? _mm_loadu_ps(xp + i) : _mm_maskload_ps(xp + i, mask_ps(len - i));
         __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(xt), vk);
         ACCD(a0, b0, _mm256_and_pd(d, _mm256_castsi256_pd(mask_pd(len - i))));
     }
 #undef ACCD
-    *s1 += hsum(a0, a1, a2, a3);
-    *s2 += hsum(b0, b1, b2, b3);
+    sums r = {_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)),
+              _mm256_add_pd(_mm256_add_pd(b0, b1), _mm256_add_pd(b2, b3))};
+    return r;
+}
+
+/* The moments of count planes into s1, s2 (each plane's lanes summed by lanes1, four
+ * planes at a time by lanes4: the same sums); with `fused`, the centered apply of the
+ * planes xa -> ya as well, interleaved per plane or, with `dense` (xa and ya planes
+ * follow each other and are short), as apply_planes_dense's walk. */
+ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_stride,
+                           const float *k, double *s1, double *s2, bool fused, bool dense,
+                           const float *xa, size_t xa_stride, float *ya, size_t ya_stride,
+                           const float *a, const float *b, const float *m)
+{
+    bool spill = xm_stride == len && len >= 4; /* then the next plane holds the 1..3 */
+    __m256 z = _mm256_setzero_ps();
+    dense_run run;
+    if (dense)
+        dense_begin(&run, len, xa, NULL, ya, a, b, m, NULL, z, z, false, false, true);
+#define PLANE(p)                                                                    \
+    moments_plane(len, xm + (p) * xm_stride, (double)k[p], spill && (p) + 1 < count,   \
+                  fused && !dense, fused ? xa + (p) * xa_stride : NULL,              \
+                  fused ? ya + (p) * ya_stride : NULL,                               \
+                  fused && !dense ? _mm256_broadcast_ss(a + (p)) : z,                \
+                  fused && !dense ? _mm256_broadcast_ss(b + (p)) : z,                \
+                  fused && !dense ? _mm256_broadcast_ss(m + (p)) : z)
+#define APPLY(p)                                                                    \
+    do {                                                                            \
+        if (dense)                                                                  \
+            dense_plane(&run, p, (p) + 1 == count, false, false, true);             \
+    } while (0)
+    size_t p = 0;
+    for (; p + 4 <= count; p += 4) {
+        sums q0 = PLANE(p);
+        APPLY(p);
+        sums q1 = PLANE(p + 1);
+        APPLY(p + 1);
+        sums q2 = PLANE(p + 2);
+        APPLY(p + 2);
+        sums q3 = PLANE(p + 3);
+        APPLY(p + 3);
+        _mm256_storeu_pd(s1 + p, _mm256_add_pd(_mm256_loadu_pd(s1 + p),
+                                               lanes4(q0.s1, q1.s1, q2.s1, q3.s1)));
+        _mm256_storeu_pd(s2 + p, _mm256_add_pd(_mm256_loadu_pd(s2 + p),
+                                               lanes4(q0.s2, q1.s2, q2.s2, q3.s2)));
+    }
+    for (; p < count; p++) {
+        sums q = PLANE(p);
+        APPLY(p);
+        s1[p] += lanes1(q.s1);
+        s2[p] += lanes1(q.s2);
+    }
+#undef PLANE
+#undef APPLY
+    if (dense)
+        dense_end(&run, false, false, true);
 }
 
 void bnorm_f32_moments_planes__avx2(size_t count, size_t len, const float *x,
                                     size_t x_stride, const float *k, double *s1,
                                     double *s2)
 {
-    __m256 z = _mm256_setzero_ps();
-    for (size_t p = 0; p < count; p++)
-        moments_plane(len, x + p * x_stride, (double)k[p], &s1[p], &s2[p], false, NULL,
-                      NULL, z, z, z);
+    moments(count, len, x, x_stride, k, s1, s2, false, false, NULL, 0, NULL, 0, NULL, NULL,
+            NULL);
 }
 
 void bnorm_f32_moments_apply_planes__avx2(size_t count, size_t len, const float *xm,
@@ -129,10 +188,12 @@ void bnorm_f32_moments_apply_planes__avx2(size_t count, size_t len, const float 
                                           float *ya, size_t ya_stride, const float *a,
                                           const float *b, const float *m)
 {
-    for (size_t p = 0; p < count; p++)
-        moments_plane(len, xm + p * xm_stride, (double)k[p], &s1[p], &s2[p], true,
-                      xa + p * xa_stride, ya + p * ya_stride, _mm256_broadcast_ss(a + p),
-                      _mm256_broadcast_ss(b + p), _mm256_broadcast_ss(m + p));
+    if (dense_fused(len) && xa_stride == len && ya_stride == len)
+        moments(count, len, xm, xm_stride, k, s1, s2, true, true, xa, xa_stride, ya,
+                ya_stride, a, b, m);
+    else
+        moments(count, len, xm, xm_stride, k, s1, s2, true, false, xa, xa_stride, ya,
+                ya_stride, a, b, m);
 }
 
 /* Columns [0, 16) of nr rows. */

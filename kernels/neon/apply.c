@@ -9,9 +9,16 @@
  * stores, so the scalar tail is what keeps every access inside the span. There is no
  * non-temporal store intrinsic: BNORM_KF_STREAM is ignored. Each (clamp, center)
  * combination is its own specialization, so no flag test reaches an inner loop.
+ *
+ * Dense planes (apply_planes_dense, planes that follow each other) are walked as one
+ * array: each plane's whole vectors, then one vector that holds the plane's last 1..3
+ * floats and the next plane's first ones, with the two planes' broadcasts blended
+ * (vbslq; len >= 4, so no vector holds three planes); only the run's last 1..3 floats
+ * are scalar. Shorter planes take the per-plane loop.
  */
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "kernels.h"
 #include "neon_compat.h"
@@ -29,12 +36,13 @@ ALWAYS_INLINE float32x4_t act(float32x4_t v, float32x4_t lo, float32x4_t hi,
     return v;
 }
 
+/* The scalar tails clamp through the same instructions as the vectors, so that an
+ * element's bits never depend on whether it fell in a tail (vmaxq_f32(-0, +0) is +0,
+ * where a comparison would keep -0). */
 ALWAYS_INLINE float act1(float v, float lo, float hi, bool clamp)
 {
-    if (clamp) {
-        v = v < lo ? lo : v; /* false for NaN: NaN passes through */
-        v = v > hi ? hi : v;
-    }
+    if (clamp)
+        v = vgetq_lane_f32(act(vdupq_n_f32(v), vdupq_n_f32(lo), vdupq_n_f32(hi), true), 0);
     return v;
 }
 
@@ -86,6 +94,55 @@ ALWAYS_INLINE void apply(size_t count, size_t len, const float *x, size_t x_stri
              center);
 }
 
+/* First n lanes set: loads from the middle of this table. */
+static const uint32_t keep_mask[8] = {~0u, ~0u, ~0u, ~0u, 0, 0, 0, 0};
+
+ALWAYS_INLINE void dense(size_t count, size_t len, const float *x, float *y,
+                         const float *a, const float *b, const float *m, float lo,
+                         float hi, bool clamp, bool center)
+{
+    float32x4_t vlo = vdupq_n_f32(lo), vhi = vdupq_n_f32(hi), z = vdupq_n_f32(0.0f);
+    float32x4_t ca = vdupq_n_f32(a[0]), cb = vdupq_n_f32(b[0]);
+    float32x4_t cm = center ? vdupq_n_f32(m[0]) : z;
+#define X(i, vm) (center ? vsubq_f32(vld1q_f32(x + (i)), vm) : vld1q_f32(x + (i)))
+#define V(i, va, vb, vm) vfmaq_f32(vb, X(i, vm), va)
+#define ST(i, v) vst1q_f32(y + (i), act(v, vlo, vhi, clamp))
+    size_t i = 0, e = len; /* e: where the current plane ends */
+    for (size_t p = 0;; p++) {
+        for (; i + 16 <= e; i += 16) {
+            float32x4_t v0 = V(i, ca, cb, cm), v1 = V(i + 4, ca, cb, cm);
+            float32x4_t v2 = V(i + 8, ca, cb, cm), v3 = V(i + 12, ca, cb, cm);
+            ST(i, v0);
+            ST(i + 4, v1);
+            ST(i + 8, v2);
+            ST(i + 12, v3);
+        }
+        for (; i + 4 <= e; i += 4)
+            ST(i, V(i, ca, cb, cm));
+        if (p + 1 == count)
+            break;
+        /* lanes [0, e - i) are plane p's last floats (none when e == i) */
+        uint32x4_t keep = vld1q_u32(keep_mask + 4 - (e - i));
+        float32x4_t na = vdupq_n_f32(a[p + 1]), nb = vdupq_n_f32(b[p + 1]);
+        float32x4_t nm = center ? vdupq_n_f32(m[p + 1]) : z;
+        ST(i, V(i, vbslq_f32(keep, ca, na), vbslq_f32(keep, cb, nb),
+                center ? vbslq_f32(keep, cm, nm) : z));
+        i += 4;
+        e += len;
+        ca = na;
+        cb = nb;
+        cm = nm;
+    }
+#undef X
+#undef V
+#undef ST
+    const float *al = a + count - 1, *bl = b + count - 1, *ml = center ? m + count - 1 : m;
+    for (; i < e; i++) {
+        float t = center ? x[i] - *ml : x[i];
+        y[i] = act1(fmaf(t, *al, *bl), lo, hi, clamp);
+    }
+}
+
 #define DISPATCH(rows)                                                              \
     switch (flags & (BNORM_KF_CLAMP | BNORM_KF_CENTER)) {                          \
     case 0:                                                                         \
@@ -107,6 +164,28 @@ void bnorm_f32_apply_planes__neon(size_t count, size_t len, const float *x, size
                                   const float *m, float lo, float hi, unsigned flags)
 {
     DISPATCH(false)
+}
+
+void bnorm_f32_apply_planes_dense__neon(size_t count, size_t len, const float *x,
+                                        size_t xs, float *y, size_t ys, const float *a,
+                                        const float *b, const float *m, float lo, float hi,
+                                        unsigned flags)
+{
+    if (len < 4) {
+        DISPATCH(false)
+        return;
+    }
+    bool clamp = flags & BNORM_KF_CLAMP;
+    if (flags & BNORM_KF_CENTER) {
+        if (clamp)
+            dense(count, len, x, y, a, b, m, lo, hi, true, true);
+        else
+            dense(count, len, x, y, a, b, m, lo, hi, false, true);
+    } else if (clamp) {
+        dense(count, len, x, y, a, b, m, lo, hi, true, false);
+    } else {
+        dense(count, len, x, y, a, b, m, lo, hi, false, false);
+    }
 }
 
 void bnorm_f32_apply_rows__neon(size_t count, size_t len, const float *x, size_t xs,

@@ -2,7 +2,8 @@
  * Affine apply, portable C: y = act(x * a + b), or act((x - m) * a + b) when
  * centered; multiply and add rounded separately (no fmaf: it is a slow library call
  * on CPUs without FMA). One element at a time; the compiler may vectorize it for the
- * baseline ISA. No tails, no alignment needs.
+ * baseline ISA. No tails, no alignment needs. Dense planes (apply_planes_dense) take
+ * the same per-plane loop: one element at a time has no partial vectors to save.
  */
 #include <stdbool.h>
 
@@ -52,6 +53,14 @@ void bnorm_f32_apply_planes__scalar(size_t count, size_t len, const float *x,
                                     size_t x_stride, float *y, size_t y_stride,
                                     const float *a, const float *b, const float *m,
                                     float lo, float hi, unsigned flags)
+{
+    apply(count, len, x, x_stride, y, y_stride, a, b, m, lo, hi, flags, false);
+}
+
+void bnorm_f32_apply_planes_dense__scalar(size_t count, size_t len, const float *x,
+                                          size_t x_stride, float *y, size_t y_stride,
+                                          const float *a, const float *b, const float *m,
+                                          float lo, float hi, unsigned flags)
 {
     apply(count, len, x, x_stride, y, y_stride, a, b, m, lo, hi, flags, false);
 }
