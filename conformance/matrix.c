@@ -8,7 +8,9 @@
  * below, at and above the kernels' vector (4, 8) and unroll (16, 32) widths in both
  * the contiguous dimension and the channel dimension. Tiny tensors (C = 1..33, one
  * or two pixels of one image: one kernel call, no plan) run in every memory variant.
- * Activations and special values (NaN, Inf, -0, denormals) rotate across cases.
+ * Rows shapes large enough for several chunks of training's row reductions (small C
+ * dense and strided, C over a block) follow. Activations and special values (NaN,
+ * Inf, -0, denormals) rotate across cases.
  */
 #include <float.h>
 #include <math.h>
@@ -26,7 +28,8 @@ static const size_t sweep[] = {1,  2,  3,  4,  5,  7,  8,  9,  15, 16, 17,  23, 
                                31, 32, 33, 39, 40, 47, 63, 64, 65, 95, 96, 97, 127, 129};
 /* Tiny tensors: C = 1..TINY_C_MAX. */
 #define TINY_C_MAX 33
-
+/* Training rows in several chunks: small C (periodic), and 64. */
+static const size_t rows_c[] = {1, 2, 3, 5, 7, 17, 64};
 /* Shapes of at least this many elements run dense only (time, not coverage). */
 #define BIG_ELEMENTS ((size_t)4 << 20)
 
@@ -171,6 +174,17 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
                 for (int v = 0; v < 4; v++)
                     run_case(&rn, layout, 1, c, s, v);
     }
+    /* Training's rows: small C on the periodic path (rows of whole periods) with
+     * several chunks of rows and a row count that is no multiple of the chunk, each
+     * dense and strided (strided must not take the periodic path); (N, C) NCHW rows;
+     * C over a block (256) with more chunks than one pass holds. */
+    for (size_t i = 0; i < COUNT(rows_c); i++) {
+        size_t s = 100003 / (3 * rows_c[i]);
+        run_case(&rn, BNORM_NHWC, 3, rows_c[i], s, 0);
+        run_case(&rn, BNORM_NHWC, 3, rows_c[i], s, 1);
+    }
+    run_shape(&rn, BNORM_NCHW, 2001, 7, 1);
+    run_shape(&rn, BNORM_NHWC, 1, 300, 997);
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */
         run_shape(&rn, BNORM_NCHW, 1, 2, 3136);
