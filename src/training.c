@@ -446,7 +446,12 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     const float *x = j->x, *gamma = j->gamma, *beta = j->beta;
     float *y = j->y, *save_mean = j->save_mean, *save_invstd = j->save_invstd;
     const bnorm_running_stats *running = j->running;
-    double m = j->m;
+    /* The fold runs per channel, and on (N, C) shapes it is much of the call: its
+     * divisions by m and the momentum's choices are made once here. */
+    double inv_m = 1.0 / j->m;
+    bool torch = running && running->convention == BNORM_MOMENTUM_PYTORCH;
+    double w_new = running ? (torch ? running->momentum : 1.0 - running->momentum) : 0.0;
+    double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
     float eps = j->eps;
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
@@ -485,8 +490,8 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
         cur->c0 = c0;
         cur->nc = nc;
         for (size_t j = 0; j < nc; j++) {
-            double d = s1[j] / m, mean = k[j] + d;
-            double var = s2[j] / m - d * d;
+            double d = s1[j] * inv_m, mean = k[j] + d;
+            double var = s2[j] * inv_m - d * d;
             if (var < 0.0) /* rounding; NaN stays NaN */
                 var = 0.0;
             double invstd = 1.0 / sqrt(var + eps);
@@ -499,10 +504,7 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
             if (save_invstd)
                 save_invstd[c0 + j] = (float)invstd;
             if (running) {
-                bool torch = running->convention == BNORM_MOMENTUM_PYTORCH;
-                double mom = running->momentum;
-                double w_new = torch ? mom : 1.0 - mom, w_old = 1.0 - w_new;
-                double v = torch ? var * m / (m - 1.0) : var;
+                double v = var * unbias;
                 running->mean[c0 + j] = (float)(w_old * running->mean[c0 + j] + w_new * mean);
                 running->var[c0 + j] = (float)(w_old * running->var[c0 + j] + w_new * v);
             }
@@ -664,7 +666,7 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
     const float *x = j->x, *dy = j->dy, *gamma = j->gamma;
     const float *save_mean = j->save_mean, *save_invstd = j->save_invstd;
     float *dx = j->dx, *dgamma = j->dgamma, *dbeta = j->dbeta;
-    double m = j->m;
+    double inv_m = 1.0 / j->m; /* the fold multiplies (see the forward) */
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, j->mi, 4) : block_channels(&w, j->mi);
@@ -709,8 +711,8 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
             if (dbeta)
                 dbeta[c0 + j] = (float)sdy[j];
             cur->a[j] = (float)(gm * is);
-            cur->b[j] = (float)(-gm * is * is * dg / m);
-            cur->k[j] = (float)(-gm * is * sdy[j] / m);
+            cur->b[j] = (float)(-gm * is * is * dg * inv_m);
+            cur->k[j] = (float)(-gm * is * sdy[j] * inv_m);
         }
         if (pipe) { /* applied with the next block's dot products, or after the loop */
             prev = cur;
