@@ -158,6 +158,14 @@ static walk walk_block(const walk *w, size_t nc)
     return wb;
 }
 
+/* dst[0..len) = src[0..period) repeated; len is a multiple of period. One copy per
+ * period: a division per element (j % period) was a fifth of a 1x17x33x33 backward. */
+static void repeat(float *dst, const float *src, size_t period, size_t len)
+{
+    for (size_t j = 0; j < len; j += period)
+        memcpy(dst + j, src, period * sizeof(float));
+}
+
 /* Calls span(ctx, off, count, len) over rows [r0, r1) of a rows walk, in order:
  * count rows of len floats starting at offsets off[0..3) of the three buffers; runs
  * are cut at image boundaries and before the short last row of a periodic walk. */
@@ -242,8 +250,7 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
     double c1[BLOCK], c2[BLOCK]; /* periodic: per column of the P-wide rows */
     double *t1 = s1, *t2 = s2;
     if (w->period) {
-        for (size_t j = 0; j < len; j++)
-            kp[j] = k[j % w->period];
+        repeat(kp, k, w->period, len);
         k = kp;
         memset(c1, 0, len * sizeof(double));
         memset(c2, 0, len * sizeof(double));
@@ -618,8 +625,7 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
     if (w->period) {
         const float *src[4] = {a, b, m, k};
         for (int v = 0; v < 4; v++)
-            for (size_t j = 0; j < w->len; j++)
-                pat[v][j] = src[v][j % w->period];
+            repeat(pat[v], src[v], w->period, w->len);
         a = pat[0], b = pat[1], m = pat[2], k = pat[3];
     }
     size_t total = w->groups * w->items;
