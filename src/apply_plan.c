@@ -16,13 +16,10 @@ static void copy_floats(float *dst, const float *src, size_t n)
     memcpy(dst, src, n * sizeof(float));
 }
 
-/* The periodic plan's row length for period c over total elements, or 0 if no
- * pattern helps: the shortest run of whole vectors of whole periods (a multiple of
- * lcm(c, 8)) of at least 64 floats. (Longer patterns, up to BNORM_PATTERN_MAX, cost
- * more to fill than they save in per-row overhead: measured, no consistent gain.)
- * No division: this runs on every call, and tiny tensors are dominated by such fixed
- * costs. */
-static size_t pattern_len(size_t c, size_t total)
+/* (Longer patterns, up to BNORM_PATTERN_MAX, cost more to fill than they save in
+ * per-row overhead: measured, no consistent gain.) No division: this runs on every
+ * call, and tiny tensors are dominated by such fixed costs. */
+size_t bnorm_pattern_len(size_t c, size_t total)
 {
     if (c > BNORM_PATTERN_MAX || total <= c) /* one row: nothing to expand */
         return 0;
@@ -102,7 +99,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     size_t p;
     if (pattern && !plan->per_item_ab && plan->groups == 1 && nc == shape->c &&
         plan->x_item == nc && plan->y_item == nc &&
-        (p = pattern_len(nc, plan->items * nc)) != 0) {
+        (p = bnorm_pattern_len(nc, plan->items * nc)) != 0) {
         size_t total = plan->items * nc;
         size_t fill = total < p ? total : p;
         if (p > nc) { /* p == nc: the arrays themselves are the pattern */

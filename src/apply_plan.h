@@ -39,6 +39,12 @@ typedef struct bnorm_apply_plan {
     unsigned flags;
 } bnorm_apply_plan;
 
+/* The periodic row length for period c (channels) over total elements, or 0 if no
+ * pattern helps: the shortest run of whole vectors of whole periods (a multiple of
+ * lcm(c, 8)) of at least 64 floats, at most BNORM_PATTERN_MAX. Training's rows
+ * reductions use the same rows. */
+size_t bnorm_pattern_len(size_t c, size_t total);
+
 /* Scratch for the periodic plan's expanded scale and shift; lives on the caller's
  * stack for as long as the plan runs. */
 typedef struct bnorm_apply_pattern {

@@ -48,7 +48,9 @@
 #include "parallel.h"
 #include "tensor.h"
 
-#define BLOCK 256 /* channels per block: bounds the stack (about 20 KB per task) */
+/* Channels per block: bounds the stack, about 40 KB per call or range task (blocks
+ * being folded and applied 23 KB, a reduction's partials 21 KB). */
+#define BLOCK 256
 
 /*
  * Rows are summed in chunks, fixed by the shape: each chunk of rows is summed from
@@ -77,20 +79,6 @@ typedef struct walk {
     size_t period;
 } walk;
 
-/* The periodic row length for C channels over total values (a multiple of lcm(C, 8)
- * of at least 64 floats, the apply plan's rule), or 0 where a row of C is as good:
- * C is already such a length, or the period does not fit a block. */
-static size_t period_len(size_t c, size_t total)
-{
-    if (c >= BLOCK || total <= c)
-        return 0;
-    size_t l = c % 8 == 0 ? c : c % 4 == 0 ? 2 * c : c % 2 == 0 ? 4 * c : 8 * c;
-    size_t p = l;
-    while (p < 64)
-        p += l;
-    return p > c && p <= BLOCK ? p : 0;
-}
-
 static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc)
 {
     bool unit = true;
@@ -117,16 +105,18 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
         w->g_stride[b] = g[b]->batch;
         w->i_stride[b] = nchw ? g[b]->batch : g[b]->inner;
         w->c_stride[b] = 1;
-        one_group = one_group && (nchw || g[b]->batch == s->spatial * g[b]->inner);
+        one_group = one_group &&
+                    (nchw || s->n == 1 || g[b]->batch == s->spatial * g[b]->inner);
         dense = dense && w->i_stride[b] == nc;
     }
     if (one_group) {
         w->items *= w->groups;
         w->groups = 1;
     }
-    size_t p = one_group && dense ? period_len(nc, w->items * nc) : 0;
+    /* Periodic where the apply plan's rows are longer than C and fit a block. */
+    size_t p = one_group && dense ? bnorm_pattern_len(nc, w->items * nc) : 0;
     w->last_len = nc;
-    if (p) {
+    if (p > nc && p <= BLOCK) {
         size_t total = w->items * nc;
         w->period = nc;
         w->len = p;
