@@ -21,6 +21,14 @@
 #include "kernels.h"
 #include "tensor.h"
 
+/* Elements per task of an apply split over a pool: large enough that a task costs
+ * far more than its dispatch. */
+#define BNORM_TASK_ELEMENTS ((size_t)32 << 10)
+
+/* Items per task for items of len elements: about BNORM_TASK_ELEMENTS each, all
+ * tasks equal but the last (the items cut into equal parts). */
+size_t bnorm_task_items(size_t items, size_t len);
+
 /* Pattern capacity in floats (per array); periods whose P exceeds it are not
  * expanded. */
 #define BNORM_PATTERN_MAX 512

@@ -570,9 +570,6 @@ bnorm_status bnorm_training_forward(const bnorm_shape *shape, const float *x,
                                        running);
 }
 
-/* Rows per task of the backward's rows apply: about APPLY2_TASK_ELEMS values. */
-#define APPLY2_TASK_ELEMS ((size_t)32 << 10)
-
 /* dx = a * dy + b * (x - m) + k over rows of a block (a..k: one value per column). */
 typedef struct apply2_job {
     const bnorm_kernels *kt;
@@ -599,7 +596,7 @@ static void apply2_task(void *context, size_t t)
 }
 
 /* dx = a * dy + b * (x - m) + k over a block of channels; with `pool`, rows in tasks
- * of about APPLY2_TASK_ELEMS values. */
+ * as the apply plan splits (bnorm_task_items). */
 static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
                          const float *dy, float *dx, const float *a, const float *b,
                          const float *m, const float *k, bool pool)
@@ -621,9 +618,7 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
     size_t total = w->groups * w->items;
     apply2_job j = {kt, w, x, dy, dx, a, b, m, k, total};
     if (pool) {
-        j.per_task = APPLY2_TASK_ELEMS / w->len;
-        if (j.per_task == 0)
-            j.per_task = 1;
+        j.per_task = bnorm_task_items(total, w->len);
         bnorm_parallel_run(apply2_task, &j, (total + j.per_task - 1) / j.per_task);
     } else {
         apply2_task(&j, 0);
