@@ -76,7 +76,7 @@ static const bnorm_shape shapes[] = {
     {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},
     /* rows in several chunks: small C (periodic rows), C = 64, C over a block (two
      * blocks, more chunks than one pass holds), (N, C) NCHW */
-    {2, 3, 160 * 160, BNORM_NHWC}, {1, 64, 64 * 64, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
+    {2, 3, 100 * 100, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
     {3000, 24, 1, BNORM_NCHW},
 };
 
