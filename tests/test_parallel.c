@@ -64,6 +64,12 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
                                               p, NULL, p + n, p + n + c),
                  BNORM_OK);
     p += n + 2 * c;
+    /* in place, dx over a copy of dy (the kernels' in-place rows tiles) */
+    memcpy(p, dy, n * sizeof(float));
+    cr_assert_eq(bnorm_training_backward_with(k, sh, x, NULL, p, NULL, gamma, smean, sinv,
+                                              p, NULL, NULL, NULL),
+                 BNORM_OK);
+    p += n;
     cr_assert_eq(bnorm_frozen_backward_with(k, sh, dy, NULL, gamma, var, 1e-5f, p, NULL),
                  BNORM_OK);
     p += n;
@@ -123,7 +129,7 @@ static void check_identical_data(const char *what, configure_fn configure, int v
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const bnorm_shape *sh = &shapes[si];
         size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
-        size_t total = 6 * n + 10 * c;
+        size_t total = 7 * n + 10 * c;
         float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
         float *params = malloc(4 * c * sizeof(float));
         outputs serial = {malloc(total * sizeof(float)), 0};
