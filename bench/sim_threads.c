@@ -5,8 +5,9 @@
  * the library (with more runnable threads than cores, OpenMP's barriers wait for
  * preempted threads: milliseconds for a 100 us call). This runs the call through a
  * parallel-for that runs every task on the calling thread, one after another, and
- * times each; the tasks of each parallel region are then scheduled as OpenMP's
- * dynamic schedule would (each task to the worker that is free first). The simulated
+ * times each; the tasks of each parallel region are then shared out as the OpenMP
+ * adapter's static schedule does (libgomp: worker t gets a contiguous block of
+ * range / W tasks, the first range % W workers one more). The simulated
  * time is the call's time with each region's tasks replaced by that makespan. It
  * leaves out the fork/join cost of each region and caches: a tensor that sits in one
  * core's L2 is not split between two, as with real threads.
@@ -42,23 +43,20 @@ typedef struct sim {
 static void sim_parallel_for(void *pool, bnorm_task_fn task, void *context, size_t range)
 {
     sim *s = pool;
-    double free_at[MAX_WORKERS] = {0};
-    s->regions++;
-    for (size_t i = 0; i < range; i++) {
-        double t0 = now_ns();
-        task(context, i);
-        double d = now_ns() - t0;
-        s->task_ns += d;
-        s->tasks++;
-        int w = 0;
-        for (int k = 1; k < s->workers; k++)
-            if (free_at[k] < free_at[w])
-                w = k;
-        free_at[w] += d;
-    }
+    size_t w = (size_t)s->workers, q = range / w, r = range % w, i = 0;
     double span = 0.0;
-    for (int k = 0; k < s->workers; k++)
-        span = free_at[k] > span ? free_at[k] : span;
+    s->regions++;
+    for (size_t t = 0; t < w; t++) {
+        double busy = 0.0;
+        for (size_t end = i + q + (t < r); i < end; i++) {
+            double t0 = now_ns();
+            task(context, i);
+            busy += now_ns() - t0;
+        }
+        s->task_ns += busy;
+        span = busy > span ? busy : span;
+    }
+    s->tasks += (int)range;
     s->makespan_ns += span;
 }
 

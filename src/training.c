@@ -128,7 +128,7 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
     size_t rows = w->groups * w->items, width = w->len < BLOCK ? w->len : BLOCK;
     size_t chunks = rows * width / CHUNK_MIN_ELEMS;
     chunks = chunks < 1 ? 1 : chunks > CHUNKS_MAX ? CHUNKS_MAX : chunks;
-    w->chunk_rows = ((rows + chunks - 1) / chunks + 7) / 8 * 8;
+    w->chunk_rows = (rows + chunks - 1) / chunks; /* equal: pools schedule statically */
 }
 
 /* The number of row chunks of a rows walk. */
