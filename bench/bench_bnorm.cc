@@ -141,16 +141,21 @@ void register_bnorm(const Shape &shape, bool full)
             }
         }
 #if BNORM_BENCH_HAVE_OPENMP
-        // Two threads, active ISA, for the apply and the training forward.
-        if (op.op != Op::apply && op.op != Op::training_forward)
+        // Two threads, active ISA, for the apply and training; training also through a
+        // pool of one thread, the wall-clock baseline of its two-thread rows.
+        bool training = op.op == Op::training_forward || op.op == Op::training_backward;
+        if (op.op != Op::apply && !training)
             continue;
         for (bnorm_layout l : layouts) {
-            const bnorm_kernels *k = bnorm_active_kernels();
-            std::string impl = std::string("bnorm-") + k->name + "-" + layout_name(l) + "-2t";
-            // Wall-clock time: CPU time would count the calling thread only.
-            benchmark::RegisterBenchmark(row_name(op.name, impl, shape).c_str(),
-                                         bm_bnorm_threads, k, op, l, shape, 2)
-                ->UseRealTime();
+            for (int threads = training ? 1 : 2; threads <= 2; threads++) {
+                const bnorm_kernels *k = bnorm_active_kernels();
+                std::string impl = std::string("bnorm-") + k->name + "-" + layout_name(l) +
+                                   "-" + std::to_string(threads) + "t";
+                // Wall-clock time: CPU time would count the calling thread only.
+                benchmark::RegisterBenchmark(row_name(op.name, impl, shape).c_str(),
+                                             bm_bnorm_threads, k, op, l, shape, threads)
+                    ->UseRealTime();
+            }
         }
 #endif
     }

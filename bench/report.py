@@ -234,21 +234,23 @@ def markdown(ctx, rows, shapes, roles, args):
 
 def threads_table(rows, shapes):
     """The -2t rows (two threads through the OpenMP adapter, wall time) next to the
-    same call on one thread."""
+    same call on one thread: its -1t row (a pool of one thread, wall time) where the
+    suite has one, else the serial row (thread CPU time)."""
     two = sorted({(k[0], k[1]) for k in rows if k[1].endswith("-2t")},
                  key=lambda k: (OP_ORDER.index(k[0]) if k[0] in OP_ORDER else 99, k[1]))
     if not two:
         return []
     out = ["", "## Two threads (OpenMP adapter), speedup over one thread", "",
-           "Two-thread rows are timed in wall-clock time, one-thread rows in thread CPU "
-           "time (so the speedup is if anything low).", "",
+           "Two-thread rows are timed in wall-clock time; one thread is the -1t row "
+           "(a pool of one thread, wall-clock time) where there is one (training), else "
+           "the serial row in thread CPU time (so the speedup is if anything low).", "",
            "| operation | bnorm | shape | 1 thread GB/s | 2 threads GB/s | speedup |",
            "|---|---|---|---:|---:|---:|"]
     for op, impl in two:
         one = impl[:-3]
         for s in shapes:
             r2 = rows.get((op, impl, s), {}).get("gbs")
-            r1 = rows.get((op, one, s), {}).get("gbs")
+            r1 = rows.get((op, one + "-1t", s), rows.get((op, one, s), {})).get("gbs")
             if r2 is None or r1 is None:
                 continue
             out.append("| %s | %s | %s | %s | %s | %.2f |" % (

@@ -10,8 +10,9 @@
  * or two pixels of one image: one kernel call, no plan) run in every memory variant.
  * A small-plane sweep (NCHW) runs every memory variant, and two more with images one
  * or more floats apart but dense planes inside each ("batch-gap", out of place and in
- * place). Activations and special values (NaN, Inf, -0, denormals) rotate across
- * cases.
+ * place). Rows shapes large enough for several chunks of training's row reductions
+ * (small C dense and strided, C over a block) follow. Activations and special values
+ * (NaN, Inf, -0, denormals) rotate across cases.
  */
 #include <float.h>
 #include <math.h>
@@ -38,6 +39,8 @@ static const size_t plane_s[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                  12, 13, 14, 15, 16, 17, 31, 49, 63, 196};
 static const size_t plane_c[] = {4, 7, 8, 9, 16, 17};
 static const size_t quick_plane_s[] = {3, 7, 8, 9, 49};
+/* Training rows in several chunks: small C (periodic), and 64. */
+static const size_t rows_c[] = {1, 2, 3, 5, 7, 17, 64};
 /* Shapes of at least this many elements run dense only (time, not coverage). */
 #define BIG_ELEMENTS ((size_t)4 << 20)
 
@@ -200,6 +203,17 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
                 if (v != 1) /* padded planes are the apply's per-plane path */
                     run_case(&rn, BNORM_NCHW, n, plane_c[i], ps[j], v);
         }
+    /* Training's rows: small C on the periodic path (rows of whole periods) with
+     * several chunks of rows and a row count that is no multiple of the chunk, each
+     * dense and strided (strided must not take the periodic path); (N, C) NCHW rows;
+     * C over a block (256) with more chunks than one pass holds. */
+    for (size_t i = 0; i < COUNT(rows_c); i++) {
+        size_t s = 100003 / (3 * rows_c[i]);
+        run_case(&rn, BNORM_NHWC, 3, rows_c[i], s, 0);
+        run_case(&rn, BNORM_NHWC, 3, rows_c[i], s, 1);
+    }
+    run_shape(&rn, BNORM_NCHW, 2001, 7, 1);
+    run_shape(&rn, BNORM_NHWC, 1, 300, 997);
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */
         run_shape(&rn, BNORM_NCHW, 1, 2, 3136);

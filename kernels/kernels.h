@@ -73,8 +73,13 @@ typedef void (*bnorm_f32_apply2_fn)(size_t count, size_t len, const float *x,
  *   s1[ch] += sum (x - k[ch]),  s2[ch] += sum (x - k[ch])^2
  * rows: x - k is rounded to float (exact when x is within a factor 2 of k, which is
  * what the shift is for), its square and the sums are double; rows are added into
- * s1[i], s2[i] one after another, in order; since the terms are exact in double,
- * rows sums are identical in every ISA.
+ * s1[i], s2[i] one after another, in order. Every term is the same double in every
+ * ISA (one float rounding, then an exact square) and arrives in the same order, so
+ * rows sums are identical in every ISA. (src/training.c calls this over chunks of
+ * rows fixed by the shape, each into zeroed partials that it adds in chunk order,
+ * and over dense small-C tensors as rows of P floats of whole periods of C with k
+ * repeated, folding column sums into channels in column order: all in src/, so
+ * training's rows statistics are identical in every ISA too.)
  * planes: x - k is rounded to float as above, or formed in double ((double)x -
  * (double)k, exact unless the exponents are ~29 apart), whichever the ISA does
  * faster (AVX2: double); each item is summed from zero, then added to s1[p], s2[p],

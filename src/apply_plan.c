@@ -4,8 +4,6 @@
 #include "dispatch.h"
 #include "parallel.h"
 
-/* Elements per task: large enough that a task costs far more than its dispatch. */
-#define TASK_ELEMENTS ((size_t)32 << 10)
 
 /* memcpy of n floats. The empty asm hides n's range from the optimizer: knowing
  * n <= BNORM_PATTERN_MAX, GCC expands memcpy inline as `rep movsq`, whose start-up
@@ -16,13 +14,10 @@ static void copy_floats(float *dst, const float *src, size_t n)
     memcpy(dst, src, n * sizeof(float));
 }
 
-/* The periodic plan's row length for period c over total elements, or 0 if no
- * pattern helps: the shortest run of whole vectors of whole periods (a multiple of
- * lcm(c, 8)) of at least 64 floats. (Longer patterns, up to BNORM_PATTERN_MAX, cost
- * more to fill than they save in per-row overhead: measured, no consistent gain.)
- * No division: this runs on every call, and tiny tensors are dominated by such fixed
- * costs. */
-static size_t pattern_len(size_t c, size_t total)
+/* (Longer patterns, up to BNORM_PATTERN_MAX, cost more to fill than they save in
+ * per-row overhead: measured, no consistent gain.) No division: this runs on every
+ * call, and tiny tensors are dominated by such fixed costs. */
+size_t bnorm_pattern_len(size_t c, size_t total)
 {
     if (c > BNORM_PATTERN_MAX || total <= c) /* one row: nothing to expand */
         return 0;
@@ -105,7 +100,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     size_t p;
     if (pattern && !plan->per_item_ab && plan->groups == 1 && nc == shape->c &&
         plan->x_item == nc && plan->y_item == nc &&
-        (p = pattern_len(nc, plan->items * nc)) != 0) {
+        (p = bnorm_pattern_len(nc, plan->items * nc)) != 0) {
         size_t total = plan->items * nc;
         size_t fill = total < p ? total : p;
         if (p > nc) { /* p == nc: the arrays themselves are the pattern */
@@ -193,12 +188,24 @@ static void plan_task(void *context, size_t t)
     bnorm_apply_plan_run(j->plan, begin, end);
 }
 
+/* About BNORM_TASK_ELEMENTS per task, the items cut into equal parts: a pool that
+ * gives each thread a fixed share of the tasks (static scheduling) then has balanced
+ * threads, and each thread finds its share in its own cache on the next call. The
+ * split depends only on the shape (the results on nothing). */
+size_t bnorm_task_items(size_t items, size_t len)
+{
+    size_t tasks = (items * len + BNORM_TASK_ELEMENTS - 1) / BNORM_TASK_ELEMENTS;
+    if (tasks > items)
+        tasks = items;
+    return (items + tasks - 1) / tasks;
+}
+
 /* Whether the plan is run on this thread as one task: it is one task long, or there
  * is no pool to give tasks to. (Its items then run in order in one
  * bnorm_apply_plan_run, without the task split's divisions and indirect calls.) */
 static bool one_task(const bnorm_apply_plan *plan, size_t items)
 {
-    return items * plan->len <= TASK_ELEMENTS || !bnorm_parallel_active();
+    return items * plan->len <= BNORM_TASK_ELEMENTS || !bnorm_parallel_active();
 }
 
 void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
@@ -208,15 +215,7 @@ void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
         bnorm_apply_plan_run(plan, 0, items);
         return;
     }
-    /* About TASK_ELEMENTS per task, the items cut into equal parts: a pool that
-     * gives each thread a fixed share of the tasks (static scheduling) then has
-     * balanced threads, and each thread finds its share in its own cache on the next
-     * call. The split depends only on the shape (the results on nothing). */
-    size_t elems = items * plan->len;
-    size_t tasks = (elems + TASK_ELEMENTS - 1) / TASK_ELEMENTS;
-    if (tasks > items)
-        tasks = items;
-    plan_job j = {plan, (items + tasks - 1) / tasks, items};
+    plan_job j = {plan, bnorm_task_items(items, plan->len), items};
     bnorm_parallel_run(plan_task, &j, (items + j.per_task - 1) / j.per_task);
 }
 

@@ -23,6 +23,14 @@
 #include "kernels.h"
 #include "tensor.h"
 
+/* Elements per task of an apply split over a pool: large enough that a task costs
+ * far more than its dispatch. */
+#define BNORM_TASK_ELEMENTS ((size_t)32 << 10)
+
+/* Items per task for items of len elements: about BNORM_TASK_ELEMENTS each, all
+ * tasks equal but the last (the items cut into equal parts). */
+size_t bnorm_task_items(size_t items, size_t len);
+
 /* Pattern capacity in floats (per array); periods whose P exceeds it are not
  * expanded. */
 #define BNORM_PATTERN_MAX 512
@@ -40,6 +48,12 @@ typedef struct bnorm_apply_plan {
     float lo, hi;
     unsigned flags;
 } bnorm_apply_plan;
+
+/* The periodic row length for period c (channels) over total elements, or 0 if no
+ * pattern helps: the shortest run of whole vectors of whole periods (a multiple of
+ * lcm(c, 8)) of at least 64 floats, at most BNORM_PATTERN_MAX. Training's rows
+ * reductions use the same rows. */
+size_t bnorm_pattern_len(size_t c, size_t total);
 
 /* Scratch for the periodic plan's expanded scale and shift; lives on the caller's
  * stack for as long as the plan runs. */

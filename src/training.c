@@ -7,12 +7,19 @@
  * block holds as many channels as fit in half of L2, so the second pass (apply)
  * finds the block's data still cached and the tensor crosses memory once. Rows
  * (NHWC) use the widest block instead: a narrow block would read whole cache lines
- * for a few floats of each row.
+ * for a few floats of each row. Dense rows of small C are periodic: the tensor is one
+ * array whose per-channel values repeat with period C, so rows run as rows of P
+ * floats (a multiple of lcm(C, 8) of at least 64, as the apply plan does) with the
+ * shifts and coefficients expanded, and the P column sums are folded into the C
+ * channel sums (1x3x224x224 forward 110 -> 38 us, backward 344 -> 55 us: rows of 3
+ * floats cost a kernel's per-row overhead each).
  *
- * With a host pool (bnorm_set_parallel_for) the channels are first cut into ranges,
- * one per task (task_channels: at least 8 where C allows, rows in column ranges of
- * 64 floats); each range then runs the loop below on its own. Serial calls run one
- * range of all channels, which pipelines best.
+ * With a host pool (bnorm_set_parallel_for) the work is cut into tasks fixed by the
+ * shape (task_channels). Planes: channel ranges, at least 8 where C allows, each
+ * running the loop below on its own. Rows: one range of every channel whose row
+ * chunks (below) are the reduction's tasks and whose apply splits rows, except when
+ * C spans several blocks over few rows: then column ranges of about a block. Serial
+ * calls run one range of all channels, which pipelines best.
  *
  * The forward over planes (unless its output is streamed) is pipelined: the moments
  * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
@@ -26,9 +33,11 @@
  * order.
  *
  * Summation order is fixed by the shape: each (image, channel) plane is summed from
- * zero and planes are added in image order; rows are summed in chunks of ROW_CHUNK
- * from zero and chunks are added in order. A channel's sums never depend on the
- * blocks, ranges or threads, so results are the same for any pool, serial included.
+ * zero and planes are added in image order; rows are summed in chunks of rows (fixed
+ * by the shape, below) from zero and chunks are added in order; periodic rows then
+ * add a channel's columns c, c + C, ... in that order. A channel's sums never depend
+ * on the blocks, ranges or threads, so results are the same for any pool, serial
+ * included, and rows sums are the same in every ISA (kernels.h).
  */
 #include <math.h>
 #include <string.h>
@@ -39,14 +48,35 @@
 #include "parallel.h"
 #include "tensor.h"
 
-#define BLOCK 256     /* channels per block: bounds the stack (about 20 KB per task) */
-#define ROW_CHUNK 256 /* rows summed from zero before they are merged */
+/* Channels per block: bounds the stack, about 40 KB per call or range task (blocks
+ * being folded and applied 23 KB, a reduction's partials 21 KB). */
+#define BLOCK 256
 
-/* How a block of channels is laid out, for up to three buffers (x, dy, out). */
+/*
+ * Rows are summed in chunks, fixed by the shape: each chunk of rows is summed from
+ * zero (one partial per column), and the chunks' partials are added to the sums in
+ * chunk order. A pool runs the chunks of a pass as tasks. Chunks hold at least
+ * CHUNK_MIN_ELEMS values of a block (smaller tasks cost about what their dispatch
+ * does), there are at most CHUNKS_MAX of them, and the partials of one pass live on
+ * the caller's stack: PART_PAIRS (s1, s2) pairs, 16 KB, so a pass holds
+ * PART_PAIRS / width chunks (4 of a block of 256 channels, 8 of 64 or fewer).
+ */
+#define CHUNK_MIN_ELEMS ((size_t)16 << 10)
+#define CHUNKS_MAX 8
+#define PART_PAIRS 1024
+
+/* How a block of channels is laid out, for up to three buffers (x, dy, out). Rows:
+ * row r is item r % items of group r / items; the very last row spans last_len
+ * floats (len except on the periodic path); chunk_rows rows per chunk. */
 typedef struct walk {
     bool rows;
     size_t groups, items, len;
     size_t g_stride[3], i_stride[3], c_stride[3];
+    size_t last_len, chunk_rows;
+    /* Periodic rows (dense rows of small C): each row is len = P floats of whole
+     * periods of C = period channels, column j belongs to channel j % period; 0
+     * otherwise. */
+    size_t period;
 } walk;
 
 static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc)
@@ -70,19 +100,128 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
     bool nchw = s->layout == BNORM_NCHW;
     w->groups = nchw ? 1 : s->n;
     w->items = nchw ? s->n : s->spatial;
+    bool one_group = true, dense = true; /* images follow each other at the row stride */
     for (int b = 0; b < 3; b++) {
         w->g_stride[b] = g[b]->batch;
         w->i_stride[b] = nchw ? g[b]->batch : g[b]->inner;
         w->c_stride[b] = 1;
+        one_group = one_group &&
+                    (nchw || s->n == 1 || g[b]->batch == s->spatial * g[b]->inner);
+        dense = dense && w->i_stride[b] == nc;
+    }
+    if (one_group) {
+        w->items *= w->groups;
+        w->groups = 1;
+    }
+    /* Periodic where the apply plan's rows are longer than C and fit a block. */
+    size_t p = one_group && dense ? bnorm_pattern_len(nc, w->items * nc) : 0;
+    w->last_len = nc;
+    if (p > nc && p <= BLOCK) {
+        size_t total = w->items * nc;
+        w->period = nc;
+        w->len = p;
+        w->items = (total + p - 1) / p;
+        w->last_len = total - (w->items - 1) * p;
+        for (int b = 0; b < 3; b++)
+            w->i_stride[b] = p;
+    }
+    size_t rows = w->groups * w->items, width = w->len < BLOCK ? w->len : BLOCK;
+    size_t chunks = rows * width / CHUNK_MIN_ELEMS;
+    chunks = chunks < 1 ? 1 : chunks > CHUNKS_MAX ? CHUNKS_MAX : chunks;
+    w->chunk_rows = (rows + chunks - 1) / chunks; /* equal: pools schedule statically */
+}
+
+/* The number of row chunks of a rows walk. */
+static size_t walk_chunks(const walk *w)
+{
+    return (w->groups * w->items + w->chunk_rows - 1) / w->chunk_rows;
+}
+
+/* The walk of a block of nc channels of w (a periodic walk has one block: all). */
+static walk walk_block(const walk *w, size_t nc)
+{
+    walk wb = *w;
+    if (!wb.rows)
+        wb.items = nc;
+    else if (!wb.period)
+        wb.len = wb.last_len = nc;
+    return wb;
+}
+
+/* dst[0..len) = src[0..period) repeated; len is a multiple of period. One copy per
+ * period: a division per element (j % period) was a fifth of a 1x17x33x33 backward. */
+static void repeat(float *dst, const float *src, size_t period, size_t len)
+{
+    for (size_t j = 0; j < len; j += period)
+        memcpy(dst + j, src, period * sizeof(float));
+}
+
+/* Calls span(ctx, off, count, len) over rows [r0, r1) of a rows walk, in order:
+ * count rows of len floats starting at offsets off[0..3) of the three buffers; runs
+ * are cut at image boundaries and before the short last row of a periodic walk. */
+typedef void (*span_fn)(const void *ctx, const size_t off[3], size_t count, size_t len);
+
+static void each_span(const walk *w, size_t r0, size_t r1, span_fn span, const void *ctx)
+{
+    size_t total = w->groups * w->items;
+    while (r0 < r1) {
+        size_t g = w->groups > 1 ? r0 / w->items : 0, i = r0 - g * w->items;
+        size_t cnt = w->items - i < r1 - r0 ? w->items - i : r1 - r0, len = w->len;
+        if (r0 + cnt == total && w->last_len != w->len) {
+            if (cnt > 1)
+                cnt--;
+            else
+                len = w->last_len;
+        }
+        size_t off[3];
+        for (int b = 0; b < 3; b++)
+            off[b] = g * w->g_stride[b] + i * w->i_stride[b];
+        span(ctx, off, cnt, len);
+        r0 += cnt;
     }
 }
 
-/* Per-channel sums over a block: moments of x about k (dy == NULL), or the dot
- * products of dy with x - k. s1 and s2 are zeroed here. */
-static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
-                         const float *dy, const float *k, double *s1, double *s2)
+/* One pass of row chunks of a block: chunk first + t sums into p1, p2 + t * len. */
+typedef struct chunk_job {
+    const bnorm_kernels *kt;
+    const walk *w;
+    const float *x, *dy, *k;
+    size_t first;
+    double *p1, *p2;
+    double *s1, *s2; /* the running chunk's partials (set by chunk_task) */
+} chunk_job;
+
+static void chunk_span(const void *ctx, const size_t off[3], size_t count, size_t len)
 {
-    size_t nc = w->rows ? w->len : w->items;
+    const chunk_job *j = ctx;
+    if (j->dy)
+        j->kt->dot_rows(count, len, j->x + off[0], j->w->i_stride[0], j->dy + off[1],
+                        j->w->i_stride[1], j->k, j->s1, j->s2);
+    else
+        j->kt->moments_rows(count, len, j->x + off[0], j->w->i_stride[0], j->k, j->s1,
+                            j->s2);
+}
+
+static void chunk_task(void *context, size_t t)
+{
+    chunk_job j = *(const chunk_job *)context;
+    size_t len = j.w->len, total = j.w->groups * j.w->items;
+    size_t r0 = (j.first + t) * j.w->chunk_rows;
+    size_t r1 = total - r0 < j.w->chunk_rows ? total : r0 + j.w->chunk_rows;
+    j.s1 = j.p1 + t * len;
+    j.s2 = j.p2 + t * len;
+    memset(j.s1, 0, len * sizeof(double));
+    memset(j.s2, 0, len * sizeof(double));
+    each_span(j.w, r0, r1, chunk_span, &j);
+}
+
+/* Per-channel sums over a block: moments of x about k (dy == NULL), or the dot
+ * products of dy with x - k. s1 and s2 are zeroed here. With `pool`, row chunks run
+ * as tasks (the calling thread's pool; never from inside a task). */
+static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
+                         const float *dy, const float *k, double *s1, double *s2, bool pool)
+{
+    size_t nc = w->rows ? (w->period ? w->period : w->len) : w->items;
     memset(s1, 0, nc * sizeof(double));
     memset(s2, 0, nc * sizeof(double));
     if (!w->rows) {
@@ -96,29 +235,40 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
         }
         return;
     }
-    double p1[BLOCK], p2[BLOCK];
-    size_t total = w->groups * w->items;
-    for (size_t r0 = 0; r0 < total; r0 += ROW_CHUNK) {
-        size_t r1 = total - r0 < ROW_CHUNK ? total : r0 + ROW_CHUNK;
-        memset(p1, 0, nc * sizeof(double));
-        memset(p2, 0, nc * sizeof(double));
-        for (size_t r = r0; r < r1;) {
-            size_t g = r / w->items, i = r % w->items;
-            size_t cnt = w->items - i < r1 - r ? w->items - i : r1 - r;
-            const float *xr = x + g * w->g_stride[0] + i * w->i_stride[0];
-            if (dy)
-                kt->dot_rows(cnt, nc, xr, w->i_stride[0],
-                             dy + g * w->g_stride[1] + i * w->i_stride[1], w->i_stride[1],
-                             k, p1, p2);
-            else
-                kt->moments_rows(cnt, nc, xr, w->i_stride[0], k, p1, p2);
-            r += cnt;
-        }
-        for (size_t c = 0; c < nc; c++) {
-            s1[c] += p1[c];
-            s2[c] += p2[c];
-        }
+    size_t len = w->len;
+    float kp[BLOCK];
+    double c1[BLOCK], c2[BLOCK]; /* periodic: per column of the P-wide rows */
+    double *t1 = s1, *t2 = s2;
+    if (w->period) {
+        repeat(kp, k, w->period, len);
+        k = kp;
+        memset(c1, 0, len * sizeof(double));
+        memset(c2, 0, len * sizeof(double));
+        t1 = c1;
+        t2 = c2;
     }
+    double p1[PART_PAIRS], p2[PART_PAIRS];
+    size_t chunks = walk_chunks(w), per = PART_PAIRS / len;
+    for (size_t first = 0; first < chunks; first += per) {
+        size_t cnt = chunks - first < per ? chunks - first : per;
+        chunk_job j = {kt, w, x, dy, k, first, p1, p2, NULL, NULL};
+        if (pool)
+            bnorm_parallel_run(chunk_task, &j, cnt);
+        else
+            for (size_t t = 0; t < cnt; t++)
+                chunk_task(&j, t);
+        for (size_t t = 0; t < cnt; t++)
+            for (size_t c = 0; c < len; c++) {
+                t1[c] += p1[t * len + c];
+                t2[c] += p2[t * len + c];
+            }
+    }
+    /* Periodic: channel c's sum is its columns c, c + C, ... added in that order. */
+    for (size_t c = 0; w->period && c < nc; c++)
+        for (size_t q = c; q < len; q += nc) {
+            s1[c] += c1[q];
+            s2[c] += c2[q];
+        }
 }
 
 /* Channels per block for a pass over m values per channel. */
@@ -148,23 +298,26 @@ static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)
 }
 
 /*
- * Channels per task when a pool shares the work: planes as many as fit in half of L2,
- * but at least 8 tasks where C allows; rows column ranges of whole groups of 4 cache
- * lines (64 floats), about C / 8 wide. Ranges are balanced: C is cut into equal
- * parts. Every channel's sums are independent of the ranges: no result changes.
+ * Channels per task when a pool shares the work. Planes: as many as fit in half of
+ * L2, but at least 8 tasks where C allows. Rows: one range of every channel, whose
+ * row chunks and apply rows are the tasks (each reads whole rows, contiguous when
+ * dense), unless C spans several blocks and the rows are too few for CHUNKS_MAX
+ * chunks: then ranges of about a block, so a range reads at least 1 KB of every row
+ * (ResNet's 1x1024x14x14: three chunks of rows per block simulated 1.48x on two
+ * threads, four ranges of 256 1.96x; measured, ranges of 256 and of 128 take the same
+ * time on two threads and 256 is 12% faster on one).
+ * Ranges are balanced: C is cut into equal parts. Every channel's sums are
+ * independent of the ranges: no result changes.
  */
 static size_t task_channels(const walk *w, size_t c, size_t m)
 {
-    size_t fit;
-    if (w->rows) {
-        fit = ((c + 7) / 8 + 63) / 64 * 64;
-    } else {
+    size_t fit = BLOCK;
+    if (w->rows && (c <= BLOCK || walk_chunks(w) == CHUNKS_MAX))
+        return c;
+    if (!w->rows) {
         fit = bnorm_cached_pass_bytes() / (m * sizeof(float));
-        if (fit < 1)
-            fit = 1;
+        fit = fit < 1 ? 1 : fit > BLOCK ? BLOCK : fit;
     }
-    if (fit > BLOCK)
-        fit = BLOCK;
     size_t tasks = (c + fit - 1) / fit;
     if (!w->rows && tasks < 8)
         tasks = c < 8 ? c : 8;
@@ -298,19 +451,21 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     const float *x = j->x, *gamma = j->gamma, *beta = j->beta;
     float *y = j->y, *save_mean = j->save_mean, *save_invstd = j->save_invstd;
     const bnorm_running_stats *running = j->running;
-    double m = j->m;
-    /* Multiplied by, not divided per channel: with small planes the two divisions
-     * per channel held the divider longer than the channel's kernels ran (1x2048x7x7
-     * forward: +18%). */
-    double inv_m = 1.0 / m;
+    /* The fold runs per channel, and on (N, C) shapes it is much of the call: its
+     * divisions by m and the momentum's choices are made once here. */
+    double inv_m = 1.0 / j->m;
+    bool torch = running && running->convention == BNORM_MOMENTUM_PYTORCH;
+    double w_new = running ? (torch ? running->momentum : 1.0 - running->momentum) : 0.0;
+    double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
     float eps = j->eps;
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, shape->n * shape->spatial, 2)
                         : block_channels(&w, shape->n * shape->spatial);
-    /* One range of every channel, with a pool: the apply pass goes through it. */
-    bool pool_apply = c == shape->c && bnorm_parallel_active();
-    double s1[BLOCK], s2[BLOCK];
+    /* One range of every channel, with a pool: row chunks and the apply pass go
+     * through it (range tasks never start tasks of their own). */
+    bool pool = c == shape->c && bnorm_parallel_active();
+    double s1[BLOCK], s2[BLOCK], inv[BLOCK];
     float k[BLOCK];
     fwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
     fwd_block *cur = &blk[0], *prev = NULL;
@@ -333,48 +488,53 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
             }
         } else {
             if (prev)
-                fwd_apply(kt, shape, g, x, y, prev, &pattern, pool_apply);
-            walk wb = w;
-            if (wb.rows)
-                wb.len = nc;
-            else
-                wb.items = nc;
-            reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2);
+                fwd_apply(kt, shape, g, x, y, prev, &pattern, pool);
+            walk wb = walk_block(&w, nc);
+            reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2, pool);
         }
         cur->c0 = c0;
         cur->nc = nc;
+        /* The fold: the statistics (s1 becomes the mean, s2 the variance), then each
+         * output in a branch-free loop of its own, which the compiler vectorizes (the
+         * divider bounds them, not latency; one loop with a branch per output took
+         * about 12 cycles a channel). */
         for (size_t j = 0; j < nc; j++) {
-            double d = s1[j] * inv_m, mean = k[j] + d;
-            double var = s2[j] * inv_m - d * d;
-            if (var < 0.0) /* rounding; NaN stays NaN */
-                var = 0.0;
-            double invstd = 1.0 / sqrt(var + eps);
-            double gm = gamma ? gamma[c0 + j] : 1.0;
-            cur->a[j] = (float)(gm * invstd);
-            cur->b[j] = beta ? beta[c0 + j] : 0.0f;
-            cur->m[j] = (float)mean;
-            if (save_mean)
-                save_mean[c0 + j] = (float)mean;
-            if (save_invstd)
-                save_invstd[c0 + j] = (float)invstd;
-            if (running) {
-                bool torch = running->convention == BNORM_MOMENTUM_PYTORCH;
-                double mom = running->momentum;
-                double w_new = torch ? mom : 1.0 - mom, w_old = 1.0 - w_new;
-                double v = torch ? var * m / (m - 1.0) : var;
-                running->mean[c0 + j] = (float)(w_old * running->mean[c0 + j] + w_new * mean);
-                running->var[c0 + j] = (float)(w_old * running->var[c0 + j] + w_new * v);
-            }
+            double d = s1[j] * inv_m, var = s2[j] * inv_m - d * d;
+            var = var < 0.0 ? 0.0 : var; /* rounding; NaN stays NaN */
+            s1[j] = k[j] + d;
+            s2[j] = var;
+            inv[j] = 1.0 / sqrt(var + eps);
+        }
+        for (size_t j = 0; j < nc; j++)
+            cur->m[j] = (float)s1[j];
+        if (gamma)
+            for (size_t j = 0; j < nc; j++)
+                cur->a[j] = (float)(gamma[c0 + j] * inv[j]);
+        else
+            for (size_t j = 0; j < nc; j++)
+                cur->a[j] = (float)inv[j];
+        if (beta)
+            memcpy(cur->b, beta + c0, nc * sizeof(float));
+        else
+            memset(cur->b, 0, nc * sizeof(float));
+        if (save_mean)
+            memcpy(save_mean + c0, cur->m, nc * sizeof(float));
+        for (size_t j = 0; save_invstd && j < nc; j++)
+            save_invstd[c0 + j] = (float)inv[j];
+        for (size_t j = 0; running && j < nc; j++) {
+            float *rm = running->mean + c0, *rv = running->var + c0;
+            rm[j] = (float)(w_old * rm[j] + w_new * s1[j]);
+            rv[j] = (float)(w_old * rv[j] + w_new * (s2[j] * unbias));
         }
         if (pipe) { /* applied with the next block's moments, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
         } else {
-            fwd_apply(kt, shape, g, x, y, cur, &pattern, pool_apply);
+            fwd_apply(kt, shape, g, x, y, cur, &pattern, pool);
         }
     }
     if (prev)
-        fwd_apply(kt, shape, g, x, y, prev, &pattern, pool_apply);
+        fwd_apply(kt, shape, g, x, y, prev, &pattern, pool);
 }
 
 bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -423,21 +583,58 @@ bnorm_status bnorm_training_forward(const bnorm_shape *shape, const float *x,
                                        running);
 }
 
-/* dx = a * dy + b * (x - m) + k over a block of channels. */
+/* dx = a * dy + b * (x - m) + k over rows of a block (a..k: one value per column). */
+typedef struct apply2_job {
+    const bnorm_kernels *kt;
+    const walk *w;
+    const float *x, *dy;
+    float *dx;
+    const float *a, *b, *m, *k;
+    size_t per_task;
+} apply2_job;
+
+static void apply2_span(const void *ctx, const size_t off[3], size_t count, size_t len)
+{
+    const apply2_job *j = ctx;
+    j->kt->apply2_rows(count, len, j->x + off[0], j->w->i_stride[0], j->dy + off[1],
+                       j->w->i_stride[1], j->dx + off[2], j->w->i_stride[2], j->a, j->b,
+                       j->m, j->k);
+}
+
+static void apply2_task(void *context, size_t t)
+{
+    const apply2_job *j = context;
+    size_t total = j->w->groups * j->w->items, r0 = t * j->per_task;
+    each_span(j->w, r0, total - r0 < j->per_task ? total : r0 + j->per_task, apply2_span, j);
+}
+
+/* dx = a * dy + b * (x - m) + k over a block of channels; with `pool`, rows in tasks
+ * as the apply plan splits (bnorm_task_items). */
 static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
                          const float *dy, float *dx, const float *a, const float *b,
-                         const float *m, const float *k)
+                         const float *m, const float *k, bool pool)
 {
-    size_t nc = w->rows ? w->len : w->items;
-    for (size_t g = 0; g < w->groups; g++) {
-        const float *xg = x + g * w->g_stride[0], *dyg = dy + g * w->g_stride[1];
-        float *dxg = dx + g * w->g_stride[2];
-        if (w->rows)
-            kt->apply2_rows(w->items, nc, xg, w->i_stride[0], dyg, w->i_stride[1], dxg,
-                            w->i_stride[2], a, b, m, k);
-        else
-            kt->apply2_planes(nc, w->len, xg, w->i_stride[0], dyg, w->i_stride[1], dxg,
-                              w->i_stride[2], a, b, m, k);
+    if (!w->rows) {
+        for (size_t g = 0; g < w->groups; g++)
+            kt->apply2_planes(w->items, w->len, x + g * w->g_stride[0], w->i_stride[0],
+                              dy + g * w->g_stride[1], w->i_stride[1],
+                              dx + g * w->g_stride[2], w->i_stride[2], a, b, m, k);
+        return;
+    }
+    float pat[4][BLOCK]; /* periodic: a, b, m and k repeated over the P columns */
+    if (w->period) {
+        const float *src[4] = {a, b, m, k};
+        for (int v = 0; v < 4; v++)
+            repeat(pat[v], src[v], w->period, w->len);
+        a = pat[0], b = pat[1], m = pat[2], k = pat[3];
+    }
+    size_t total = w->groups * w->items;
+    apply2_job j = {kt, w, x, dy, dx, a, b, m, k, total};
+    if (pool) {
+        j.per_task = bnorm_task_items(total, w->len);
+        bnorm_parallel_run(apply2_task, &j, (total + j.per_task - 1) / j.per_task);
+    } else {
+        apply2_task(&j, 0);
     }
 }
 
@@ -450,15 +647,12 @@ typedef struct bwd_block {
 /* The backward's apply pass over one folded block. */
 static void bwd_apply(const bnorm_kernels *kt, const walk *w, const float *x,
                       const float *dy, float *dx, const float *save_mean,
-                      const bwd_block *bb)
+                      const bwd_block *bb, bool pool)
 {
-    walk wb = *w;
-    if (wb.rows)
-        wb.len = bb->nc;
-    else
-        wb.items = bb->nc;
+    walk wb = walk_block(w, bb->nc);
     apply2_block(kt, &wb, x + bb->c0 * w->c_stride[0], dy + bb->c0 * w->c_stride[1],
-                 dx + bb->c0 * w->c_stride[2], bb->a, bb->b, save_mean + bb->c0, bb->k);
+                 dx + bb->c0 * w->c_stride[2], bb->a, bb->b, save_mean + bb->c0, bb->k,
+                 pool);
 }
 
 typedef struct bwd_job {
@@ -470,6 +664,7 @@ typedef struct bwd_job {
     float *dgamma, *dbeta;
     double m;
     size_t mi; /* m as a count */
+    size_t c;
     bool pipe;
 } bwd_job;
 
@@ -482,20 +677,19 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
     const float *x = j->x, *dy = j->dy, *gamma = j->gamma;
     const float *save_mean = j->save_mean, *save_invstd = j->save_invstd;
     float *dx = j->dx, *dgamma = j->dgamma, *dbeta = j->dbeta;
-    double inv_m = 1.0 / j->m; /* as in the forward */
+    double inv_m = 1.0 / j->m; /* the fold multiplies (see the forward) */
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, j->mi, 4) : block_channels(&w, j->mi);
+    /* One range of every channel, with a pool: row chunks and the apply pass go
+     * through it (range tasks never start tasks of their own). */
+    bool pool = c == j->c && bnorm_parallel_active();
     double sdy[BLOCK], sdyx[BLOCK];
     bwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
     bwd_block *cur = &blk[0], *prev = NULL;
     for (size_t c0 = c0_range; c0 < c1; c0 += block) {
         size_t nc = c1 - c0 < block ? c1 - c0 : block;
-        walk wb = w;
-        if (wb.rows)
-            wb.len = nc;
-        else
-            wb.items = nc;
+        walk wb = walk_block(&w, nc);
         const float *xb = x + c0 * w.c_stride[0], *dyb = dy + c0 * w.c_stride[1];
         if (prev && prev->nc == nc) {
             /* dot products of this block fused with the apply of the previous one */
@@ -515,8 +709,8 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
             }
         } else {
             if (prev)
-                bwd_apply(kt, &w, x, dy, dx, save_mean, prev);
-            reduce_block(kt, &wb, xb, dyb, save_mean + c0, sdy, sdyx);
+                bwd_apply(kt, &w, x, dy, dx, save_mean, prev, pool);
+            reduce_block(kt, &wb, xb, dyb, save_mean + c0, sdy, sdyx, pool);
         }
         cur->c0 = c0;
         cur->nc = nc;
@@ -535,11 +729,11 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
         } else if (dx) {
-            bwd_apply(kt, &w, x, dy, dx, save_mean, cur);
+            bwd_apply(kt, &w, x, dy, dx, save_mean, cur, pool);
         }
     }
     if (prev)
-        bwd_apply(kt, &w, x, dy, dx, save_mean, prev);
+        bwd_apply(kt, &w, x, dy, dx, save_mean, prev, pool);
 }
 
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -567,7 +761,7 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
         return BNORM_ERR_ALIAS;
 
     bwd_job j = {kt, {0}, x, dy, dx, gamma, save_mean, save_invstd, dgamma, dbeta,
-                 (double)shape->n * (double)shape->spatial, shape->n * shape->spatial,
+                 (double)shape->n * (double)shape->spatial, shape->n * shape->spatial, c,
                  false};
     const bnorm_geom *gw[3] = {&g[0], &g[1], &g[2]};
     walk_init(&j.w, shape, gw, c);

@@ -64,6 +64,12 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
                                               p, NULL, p + n, p + n + c),
                  BNORM_OK);
     p += n + 2 * c;
+    /* in place, dx over a copy of dy (the kernels' in-place rows tiles) */
+    memcpy(p, dy, n * sizeof(float));
+    cr_assert_eq(bnorm_training_backward_with(k, sh, x, NULL, p, NULL, gamma, smean, sinv,
+                                              p, NULL, NULL, NULL),
+                 BNORM_OK);
+    p += n;
     cr_assert_eq(bnorm_frozen_backward_with(k, sh, dy, NULL, gamma, var, 1e-5f, p, NULL),
                  BNORM_OK);
     p += n;
@@ -74,12 +80,47 @@ static const bnorm_shape shapes[] = {
     {2, 64, 28 * 28, BNORM_NCHW}, {2, 64, 28 * 28, BNORM_NHWC}, {1, 3, 50 * 50, BNORM_NHWC},
     {1, 3, 112 * 112, BNORM_NCHW}, {256, 64, 1, BNORM_NCHW}, {8, 1000, 1, BNORM_NHWC},
     {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},
+    /* rows in several chunks: small C (periodic rows), C = 64, C over a block (two
+     * blocks, more chunks than one pass holds), (N, C) NCHW */
+    {2, 3, 100 * 100, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
+    {3000, 24, 1, BNORM_NCHW},
 };
+
+/*
+ * Random inputs would hardly show a changed summation order: the sums are in double
+ * and the outputs float. So x and dy cancel: per channel, every fifth row holds a
+ * large value, +L_j in the first half of those rows and -L_j in the second, the other
+ * rows a tiny one (the first row 0, so the shift is 0). The sums (mean, dbeta) are
+ * then a sum of tiny values through partial sums of ~1e7, whose rounding depends on
+ * the order and grouping of the additions and reaches the float results. (Every fifth:
+ * the periodic path's rows of 8 or 24 pixels do not put all the large values in a
+ * few columns, whose sums would be exact.)
+ */
+static void fill_cancelling(const bnorm_shape *sh, float *v, bnorm_rng *r)
+{
+    size_t rows = sh->n * sh->spatial, c = sh->c, half = (rows + 2) / 5 / 2;
+    for (size_t ch = 0; ch < c; ch++) {
+        for (size_t row = 0; row < rows; row++) {
+            double val = row == 0 ? 0.0 : 1e-4 * bnorm_rng_normal(r);
+            size_t j = row / 5;
+            if (row % 5 == 2)
+                val = j < 2 * half ? 1e6 * (double)(j % half + 1) / (double)half : 0.0;
+            if (row % 5 == 2 && j >= half)
+                val = -val;
+            size_t n = row / sh->spatial, s = row % sh->spatial;
+            size_t o = sh->layout == BNORM_NHWC ? (n * sh->spatial + s) * c + ch
+                                                : (n * c + ch) * sh->spatial + s;
+            v[o] = (float)val;
+        }
+    }
+}
 
 typedef void (*configure_fn)(int variant);
 
-/* Compares every output under each configuration with the serial run. */
-static void check_identical(const char *what, configure_fn configure, int variants)
+/* Compares every output under each configuration with the serial run; random or
+ * cancelling inputs. */
+static void check_identical_data(const char *what, configure_fn configure, int variants,
+                                 bool cancel)
 {
     bnorm_conf_table tables[16];
     size_t nt = bnorm_conf_tables(tables, 16);
@@ -88,7 +129,7 @@ static void check_identical(const char *what, configure_fn configure, int varian
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const bnorm_shape *sh = &shapes[si];
         size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
-        size_t total = 6 * n + 10 * c;
+        size_t total = 7 * n + 10 * c;
         float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
         float *params = malloc(4 * c * sizeof(float));
         outputs serial = {malloc(total * sizeof(float)), 0};
@@ -97,6 +138,10 @@ static void check_identical(const char *what, configure_fn configure, int varian
         for (size_t i = 0; i < n; i++) {
             x[i] = (float)(10.0 + bnorm_rng_normal(&r));
             dy[i] = (float)bnorm_rng_normal(&r);
+        }
+        if (cancel) {
+            fill_cancelling(sh, x, &r);
+            fill_cancelling(sh, dy, &r);
         }
         for (size_t i = 0; i < 3 * c; i++)
             params[i] = (float)bnorm_rng_normal(&r);
@@ -114,14 +159,21 @@ static void check_identical(const char *what, configure_fn configure, int varian
                 bnorm_set_parallel_for(NULL, NULL);
                 cr_assert_eq(par.count, serial.count);
                 cr_expect(memcmp(par.buf, serial.buf, serial.count * sizeof(float)) == 0,
-                          "%s variant %d [%s] shape %zux%zux%zu %s: results differ from "
+                          "%s variant %d [%s] shape %zux%zux%zu %s%s: results differ from "
                           "the serial run",
                           what, v, tables[t].label, sh->n, sh->c, sh->spatial,
-                          sh->layout == BNORM_NCHW ? "nchw" : "nhwc");
+                          sh->layout == BNORM_NCHW ? "nchw" : "nhwc",
+                          cancel ? " cancelling" : "");
             }
         }
         free(x), free(dy), free(params), free(serial.buf), free(par.buf);
     }
+}
+
+static void check_identical(const char *what, configure_fn configure, int variants)
+{
+    for (int cancel = 0; cancel < 2; cancel++)
+        check_identical_data(what, configure, variants, cancel);
 }
 
 static void configure_reverse(int variant)
