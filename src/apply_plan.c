@@ -190,11 +190,15 @@ static void plan_task(void *context, size_t t)
 
 /* About BNORM_TASK_ELEMENTS per task, the items cut into equal parts: a pool that
  * gives each thread a fixed share of the tasks (static scheduling) then has balanced
- * threads, and each thread finds its share in its own cache on the next call. The
- * split depends only on the shape (the results on nothing). */
+ * threads, and each thread finds its share in its own cache on the next call. More
+ * than one task rounds up to a multiple of 4, so 2 or 4 threads get equal shares
+ * (1x512x28x28: 13 tasks left one of two threads 7, the other 6). The split depends
+ * only on the shape (the results on nothing). */
 size_t bnorm_task_items(size_t items, size_t len)
 {
     size_t tasks = (items * len + BNORM_TASK_ELEMENTS - 1) / BNORM_TASK_ELEMENTS;
+    if (tasks > 1)
+        tasks = (tasks + 3) & ~(size_t)3;
     if (tasks > items)
         tasks = items;
     return (items + tasks - 1) / tasks;
