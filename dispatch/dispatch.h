@@ -25,8 +25,8 @@ int bnorm_isa_runnable(bnorm_isa isa, uint32_t features);
 /* The active table (initialized once, thread-safely, on first use). */
 const bnorm_kernels *bnorm_active_kernels(void);
 
-/* bnorm_stream_threshold is never below this: outputs this small stay in any cache,
- * and a caller can skip the call for them. */
+/* bnorm_stream_threshold is never below this (outputs this small are not worth
+ * streaming even on a CPU with a small LLC), so a caller can skip the call for them. */
 #define BNORM_STREAM_MIN_BYTES ((size_t)1 << 20)
 
 /* Outputs of at least this many bytes are written with non-temporal stores. */

@@ -53,8 +53,9 @@ typedef void (*bnorm_f32_apply_fn)(size_t count, size_t len, const float *x,
  * other in memory: x_stride == y_stride == len, so the count planes are one array of
  * count * len elements whose element i belongs to channel i / len. A kernel may walk
  * that array in full vectors across plane boundaries (a vector that straddles one
- * blends the two channels' a, b and m), leaving a partial vector only at the run's
- * very end; the rounding of every element is apply_planes' own.
+ * blends the two channels' a, b and m), leaving partial vectors only at the run's
+ * ends (AVX2: a masked head that aligns the stores, and the tail); the rounding of
+ * every element is apply_planes' own.
  */
 
 /*

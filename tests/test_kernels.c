@@ -1,7 +1,7 @@
 /*
  * Kernel contracts checked directly, on every runnable table:
  *  1. the apply family with BNORM_KF_STREAM (non-temporal stores), a path the
- *     operations reach only for outputs of at least half the last-level cache, which
+ *     operations reach only for outputs of at least half the last-level cache (and 1 MiB), which
  *     no other test allocates;
  *  2. the fused moments_apply_planes and dot_apply2_planes against the two kernels
  *     each one fuses;

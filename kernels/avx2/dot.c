@@ -15,7 +15,7 @@
  *   (l0 + l1) + (l2 + l3) (lanes1; four planes at once, lanes4: the same sums), and
  *   the plane's sums are added to sdy[p], sdyx[p].
  *   The fused backward (dot_apply2_planes) interleaves the two-input apply into the
- *   dot loop, or, for short planes that follow each other (len <= 256), runs the
+ *   dot loop, or, for short planes that follow each other (8 <= len <= 256), runs the
  *   dense-planes walk (dense.h) after each plane's dot products.
  * rows: t = x - m rounded to float, then both widened, as in every ISA, so rows sums
  *   are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm

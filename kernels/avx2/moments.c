@@ -17,7 +17,7 @@
  *   (l2 + l3) (lanes1; four planes at once with two hadds, lanes4: the same sums),
  *   and the plane's sum is added to s1[p], s2[p].
  *   The fused forward (moments_apply_planes) interleaves the apply's vectors into
- *   the moments loop, or, for short planes that follow each other (len <= 256), runs
+ *   the moments loop, or, for short planes that follow each other (8 <= len <= 256), runs
  *   apply_planes_dense's walk (dense.h) after each plane's moments: no masked tail
  *   per plane, and the out-of-order core overlaps the two.
  * rows: d = x - k rounded to float, then widened (vcvtps2pd), as in every ISA, so
