@@ -5,6 +5,8 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,15 +71,43 @@ static int supported(bnorm_isa isa, uint32_t features)
     return bnorm_kernels_for(isa) != NULL && bnorm_isa_runnable(isa, features);
 }
 
+/* A byte count with an optional binary suffix K, M or G ("64M"). Returns false
+ * (and leaves *bytes alone) for NULL, empty, malformed or overflowing text. */
+static bool parse_bytes(const char *text, size_t *bytes)
+{
+    if (!text || *text < '0' || *text > '9')
+        return false;
+    size_t v = 0;
+    for (; *text >= '0' && *text <= '9'; text++) {
+        if (__builtin_mul_overflow(v, 10, &v) ||
+            __builtin_add_overflow(v, (size_t)(*text - '0'), &v))
+            return false;
+    }
+    unsigned shift = 0;
+    switch (*text) {
+    case '\0': break;
+    case 'K': case 'k': shift = 10; text++; break;
+    case 'M': case 'm': shift = 20; text++; break;
+    case 'G': case 'g': shift = 30; text++; break;
+    default: return false;
+    }
+    if (*text || (shift && v > (SIZE_MAX >> shift)))
+        return false;
+    *bytes = v << shift;
+    return true;
+}
+
 /* Runs once; must not call anything that calls ensure_init. */
 static void init(void)
 {
     cpu_features = bnorm_detect_cpu_features();
 
     /* Outputs larger than half the last-level cache cannot stay cached next to
-     * their input: write them around the cache. */
+     * their input: write them around the cache. BNORM_STREAM_THRESHOLD overrides
+     * it where the reported LLC is not what a thread gets (a VM, a shared server). */
     size_t llc = bnorm_detect_llc_bytes();
     size_t threshold = llc ? llc / 2 : (size_t)16 << 20;
+    parse_bytes(getenv("BNORM_STREAM_THRESHOLD"), &threshold); /* else the default */
     atomic_store_explicit(&stream_threshold,
                           threshold > BNORM_STREAM_MIN_BYTES ? threshold
                                                              : BNORM_STREAM_MIN_BYTES,

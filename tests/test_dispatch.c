@@ -609,3 +609,53 @@ Test(first_use, threads_ask_for_the_isa_first) { race(0, NULL, best_supported); 
 Test(first_use, threads_apply_first) { race(1, NULL, best_supported); }
 Test(first_use, threads_mixed_first_calls) { race(3, NULL, best_supported); }
 Test(first_use, threads_with_environment) { race(3, "scalar", want_scalar); }
+
+/* ============================================================================== */
+/* BNORM_STREAM_THRESHOLD (read once, at first use, like BNORM_ISA)               */
+/* ============================================================================== */
+
+static size_t default_threshold(void)
+{
+    size_t llc = bnorm_detect_llc_bytes();
+    size_t t = llc ? llc / 2 : (size_t)16 << 20;
+    return t > BNORM_STREAM_MIN_BYTES ? t : BNORM_STREAM_MIN_BYTES;
+}
+
+/* The threshold the library takes with BNORM_STREAM_THRESHOLD=value (NULL: unset). */
+static size_t threshold_with(const char *value)
+{
+    int rc = value ? setenv("BNORM_STREAM_THRESHOLD", value, 1)
+                   : unsetenv("BNORM_STREAM_THRESHOLD");
+    cr_assert_eq(rc, 0);
+    return bnorm_stream_threshold();
+}
+
+Test(stream_threshold, unset) { cr_assert_eq(threshold_with(NULL), default_threshold()); }
+Test(stream_threshold, bytes)
+{
+    cr_assert_eq(threshold_with("100000000"), (size_t)100000000);
+}
+Test(stream_threshold, kib) { cr_assert_eq(threshold_with("4096K"), (size_t)4 << 20); }
+Test(stream_threshold, mib) { cr_assert_eq(threshold_with("64M"), (size_t)64 << 20); }
+Test(stream_threshold, gib) { cr_assert_eq(threshold_with("2g"), (size_t)2 << 30); }
+Test(stream_threshold, below_floor)
+{
+    cr_assert_eq(threshold_with("512K"), BNORM_STREAM_MIN_BYTES);
+}
+/* Malformed or overflowing text leaves the default. */
+Test(stream_threshold, empty) { cr_assert_eq(threshold_with(""), default_threshold()); }
+Test(stream_threshold, not_a_number)
+{
+    cr_assert_eq(threshold_with("lots"), default_threshold());
+}
+Test(stream_threshold, negative) { cr_assert_eq(threshold_with("-64M"), default_threshold()); }
+Test(stream_threshold, bad_suffix) { cr_assert_eq(threshold_with("64MB"), default_threshold()); }
+Test(stream_threshold, overflow)
+{
+    cr_assert_eq(threshold_with("99999999999999999999999"), default_threshold());
+    cr_assert_eq(bnorm_stream_threshold(), default_threshold(), "read once");
+}
+Test(stream_threshold, suffix_overflow)
+{
+    cr_assert_eq(threshold_with("18446744073709551615G"), default_threshold());
+}
