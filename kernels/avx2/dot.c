@@ -230,6 +230,8 @@ ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *dy,
     __m256d b2 = _mm256_loadu_pd(sdyx + 8), b3 = _mm256_loadu_pd(sdyx + 12);
     for (size_t r = 0; r < nr; r++) {
         const float *xr = x + r * xs, *dr = dy + r * ds;
+        PREFETCH(xr);
+        PREFETCH(dr);
         ACC(a0, b0, _mm_loadu_ps(dr), _mm_sub_ps(_mm_loadu_ps(xr), m0));
         ACC(a1, b1, _mm_loadu_ps(dr + 4), _mm_sub_ps(_mm_loadu_ps(xr + 4), m1));
         ACC(a2, b2, _mm_loadu_ps(dr + 8), _mm_sub_ps(_mm_loadu_ps(xr + 8), m2));

@@ -208,6 +208,7 @@ ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *k,
     __m256d b2 = _mm256_loadu_pd(s2 + 8), b3 = _mm256_loadu_pd(s2 + 12);
     for (size_t r = 0; r < nr; r++) {
         const float *xr = x + r * xs;
+        PREFETCH(xr);
         ACC(a0, b0, _mm_sub_ps(_mm_loadu_ps(xr), k0));
         ACC(a1, b1, _mm_sub_ps(_mm_loadu_ps(xr + 4), k1));
         ACC(a2, b2, _mm_sub_ps(_mm_loadu_ps(xr + 8), k2));
