@@ -54,4 +54,40 @@ ALWAYS_INLINE __m256d lanes4(__m256d v0, __m256d v1, __m256d v2, __m256d v3)
                          _mm256_permute2f128_pd(h01, h23, 0x31));
 }
 
+/* One plane's two sums (moments: s1, s2; dot products: sdy, sdyx), the accumulator
+ * pairs reduced, the lanes not yet (lanes1/lanes4). */
+typedef struct sums {
+    __m256d s1, s2;
+} sums;
+
+/* For every plane p < count: q = PLANE(p), then APPLY(p), then q's lanes added to
+ * o1[p] and o2[p]; four planes at a time through lanes4, the rest one by one through
+ * lanes1 (the same sums either way). PLANE and APPLY are the caller's macros. */
+#define FOR_EACH_PLANE(count, o1, o2)                                               \
+    do {                                                                            \
+        size_t p_ = 0;                                                              \
+        for (; p_ + 4 <= (count); p_ += 4) {                                        \
+            sums q0_ = PLANE(p_);                                                   \
+            APPLY(p_);                                                              \
+            sums q1_ = PLANE(p_ + 1);                                               \
+            APPLY(p_ + 1);                                                          \
+            sums q2_ = PLANE(p_ + 2);                                               \
+            APPLY(p_ + 2);                                                          \
+            sums q3_ = PLANE(p_ + 3);                                               \
+            APPLY(p_ + 3);                                                          \
+            _mm256_storeu_pd((o1) + p_,                                             \
+                             _mm256_add_pd(_mm256_loadu_pd((o1) + p_),              \
+                                           lanes4(q0_.s1, q1_.s1, q2_.s1, q3_.s1))); \
+            _mm256_storeu_pd((o2) + p_,                                             \
+                             _mm256_add_pd(_mm256_loadu_pd((o2) + p_),              \
+                                           lanes4(q0_.s2, q1_.s2, q2_.s2, q3_.s2))); \
+        }                                                                           \
+        for (; p_ < (count); p_++) {                                                \
+            sums q_ = PLANE(p_);                                                    \
+            APPLY(p_);                                                              \
+            (o1)[p_] += lanes1(q_.s1);                                              \
+            (o2)[p_] += lanes1(q_.s2);                                              \
+        }                                                                           \
+    } while (0)
+
 #endif

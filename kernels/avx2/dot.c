@@ -57,11 +57,6 @@ typedef struct side {
     __m256 a, b, m, k;
 } side;
 
-/* One plane's sums, the accumulator pairs reduced, the lanes not yet (lanes1/lanes4). */
-typedef struct sums {
-    __m256d sdy, sdyx;
-} sums;
-
 /* The dot products of one plane (xp, dp); with `fused`, also the two-input apply of
  * the plane sd (two vectors per 16-float step of the dot loop, so that its loads and
  * stores overlap the dot's arithmetic, then its last 0..15 floats). The dot products
@@ -166,27 +161,7 @@ ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_strid
         if (dense)                                                                  \
             dense_plane(&run, p, (p) + 1 == count, true, false, true);              \
     } while (0)
-    size_t p = 0;
-    for (; p + 4 <= count; p += 4) {
-        sums q0 = PLANE(p);
-        APPLY(p);
-        sums q1 = PLANE(p + 1);
-        APPLY(p + 1);
-        sums q2 = PLANE(p + 2);
-        APPLY(p + 2);
-        sums q3 = PLANE(p + 3);
-        APPLY(p + 3);
-        _mm256_storeu_pd(sdy + p, _mm256_add_pd(_mm256_loadu_pd(sdy + p),
-                                                lanes4(q0.sdy, q1.sdy, q2.sdy, q3.sdy)));
-        _mm256_storeu_pd(sdyx + p, _mm256_add_pd(_mm256_loadu_pd(sdyx + p),
-                                                 lanes4(q0.sdyx, q1.sdyx, q2.sdyx, q3.sdyx)));
-    }
-    for (; p < count; p++) {
-        sums q = PLANE(p);
-        APPLY(p);
-        sdy[p] += lanes1(q.sdy);
-        sdyx[p] += lanes1(q.sdyx);
-    }
+    FOR_EACH_PLANE(count, sdy, sdyx);
 #undef PLANE
 #undef SIDE
 #undef APPLY

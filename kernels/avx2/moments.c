@@ -58,11 +58,6 @@ ALWAYS_INLINE __m256 centered(const float *x, __m256 a, __m256 b, __m256 m)
     return _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x), m), a, b);
 }
 
-/* One plane's sums, the accumulator pairs reduced, the lanes not yet (lanes1/lanes4). */
-typedef struct sums {
-    __m256d s1, s2;
-} sums;
-
 /* The moments of one plane xp; with `fused`, also the centered apply of the plane u
  * -> y (broadcasts va, vb, vm), two vectors per 16-float step of the moments loop so
  * that its loads and stores overlap the moments' arithmetic. The moments are the same
@@ -147,27 +142,7 @@ ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_
         if (dense)                                                                  \
             dense_plane(&run, p, (p) + 1 == count, false, false, true);             \
     } while (0)
-    size_t p = 0;
-    for (; p + 4 <= count; p += 4) {
-        sums q0 = PLANE(p);
-        APPLY(p);
-        sums q1 = PLANE(p + 1);
-        APPLY(p + 1);
-        sums q2 = PLANE(p + 2);
-        APPLY(p + 2);
-        sums q3 = PLANE(p + 3);
-        APPLY(p + 3);
-        _mm256_storeu_pd(s1 + p, _mm256_add_pd(_mm256_loadu_pd(s1 + p),
-                                               lanes4(q0.s1, q1.s1, q2.s1, q3.s1)));
-        _mm256_storeu_pd(s2 + p, _mm256_add_pd(_mm256_loadu_pd(s2 + p),
-                                               lanes4(q0.s2, q1.s2, q2.s2, q3.s2)));
-    }
-    for (; p < count; p++) {
-        sums q = PLANE(p);
-        APPLY(p);
-        s1[p] += lanes1(q.s1);
-        s2[p] += lanes1(q.s2);
-    }
+    FOR_EACH_PLANE(count, s1, s2);
 #undef PLANE
 #undef APPLY
     if (dense)
