@@ -143,7 +143,7 @@ void register_bnorm(const Shape &shape, bool full)
 #if BNORM_BENCH_HAVE_OPENMP
         // Two threads, active ISA, for the apply and training; training also through a
         // pool of one thread, the wall-clock baseline of its two-thread rows.
-        bool training = op.op == Op::training_forward || op.op == Op::training_backward;
+        bool training = is_training(op.op);
         if (op.op != Op::apply && !training)
             continue;
         for (bnorm_layout l : layouts) {
