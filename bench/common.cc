@@ -23,12 +23,6 @@ size_t sysconf_bytes(int name, size_t fallback)
     return v > 0 ? static_cast<size_t>(v) : fallback;
 }
 
-bool want_hugepages()
-{
-    const char *e = std::getenv("BNORM_BENCH_HUGEPAGES");
-    return e && *e && std::strcmp(e, "0") != 0;
-}
-
 size_t map_size(size_t elems)
 {
     const size_t page = size_t{2} << 20;
@@ -77,6 +71,12 @@ bool same_shape(const Held &h, const Shape &s)
 }
 
 } // namespace
+
+bool want_hugepages()
+{
+    const char *e = std::getenv("BNORM_BENCH_HUGEPAGES");
+    return e && *e && std::strcmp(e, "0") != 0;
+}
 
 const Caches &caches()
 {

@@ -25,6 +25,10 @@ struct Caches {
 // Detected once (sysconf, through the library's own detection for L2 and LLC).
 const Caches &caches();
 
+// BNORM_BENCH_HUGEPAGES is set and not "0": tensors() asks for transparent huge pages
+// (madvise MADV_HUGEPAGE).
+bool want_hugepages();
+
 // "L1", "L2", "LLC" or "DRAM": the smallest level that holds footprint_bytes.
 const char *cache_level(size_t footprint_bytes);
 

@@ -13,7 +13,6 @@
 // and reused by all of them); see common.h for the names and labels.
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -86,10 +85,8 @@ void add_context(bool full, const std::vector<bench::Shape> &shapes)
                      "the label's second field is the smallest cache level that holds "
                      "the row's tensors (DRAM: none)");
     AddCustomContext("bnorm_threads", "1 (every row runs on the calling thread)");
-    const char *hp = std::getenv("BNORM_BENCH_HUGEPAGES");
-    AddCustomContext("bnorm_hugepages", hp && *hp && std::strcmp(hp, "0") != 0
-                                            ? "madvise(MADV_HUGEPAGE)"
-                                            : "not requested");
+    AddCustomContext("bnorm_hugepages",
+                     bench::want_hugepages() ? "madvise(MADV_HUGEPAGE)" : "not requested");
     AddCustomContext("bnorm_note", "a 'Library was built as DEBUG' warning is about the "
                                    "installed libbenchmark, not bnorm");
 #ifdef __GLIBC__
