@@ -96,6 +96,12 @@ def bnorm_columns(ctx, rows):
     return cols
 
 
+def bnorm_title(impl):
+    """A bnorm column as the tables and the chart name it: "bnorm-avx2-nhwc-2t" ->
+    "avx2 nhwc 2t"."""
+    return impl[len("bnorm-"):].replace("-", " ")
+
+
 def onednn_columns(rows):
     order = ["nchw", "nhwc", "nChw8c", "nChw16c"]
     seen = {k[1] for k in rows if k[1].startswith("onednn-")}
@@ -171,7 +177,7 @@ def markdown(ctx, rows, shapes, roles, args):
         cols = copy_cols + dcols + bcols
         names = ["memcpy" if c == "memcpy" else "stream copy" if c == "stream-copy"
                  else "oneDNN " + c[7:] if c.startswith("onednn-")
-                 else c[6:].replace("-", " ") for c in cols]
+                 else bnorm_title(c) for c in cols]
         out.append("| shape | where | " + " | ".join(names) + " |")
         out.append("|---|---|" + "---:|" * len(cols))
         ratios = {c: ([], [], [], []) for c in bcols}  # mem in, mem out, dnn in, dnn out
@@ -209,7 +215,7 @@ def markdown(ctx, rows, shapes, roles, args):
             out.append("| %s | %s | %s |" % (s, WHERE_NOTE.get(where, where), " | ".join(cells)))
         for c in bcols:
             g = [geomean(x) for x in ratios[c]]
-            summary.append((op, c[6:].replace("-", " "), g))
+            summary.append((op, bnorm_title(c), g))
     out += threads_table(rows, shapes)
     if summary:
         out += ["", "## Summary: geometric means of the ratios", "",
@@ -254,7 +260,7 @@ def threads_table(rows, shapes):
             if r2 is None or r1 is None:
                 continue
             out.append("| %s | %s | %s | %s | %s | %.2f |" % (
-                op, one[6:].replace("-", " "), s, fmt_gbs(r1), fmt_gbs(r2), r2 / r1))
+                op, bnorm_title(one), s, fmt_gbs(r1), fmt_gbs(r2), r2 / r1))
     return out
 
 
@@ -273,7 +279,7 @@ def chart(ctx, rows, shapes, path, args):
     series = [("memcpy", "#7f7f7f"), ("stream copy", "#c7c7c7"),
               ("oneDNN (best format)", "#d62728")]
     palette = ["#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5"]
-    series += [(c[6:].replace("-", " "), palette[i % len(palette)])
+    series += [(bnorm_title(c), palette[i % len(palette)])
                for i, c in enumerate(bcols)]
     fig, axes = plt.subplots(len(ops), 1, figsize=(16, 3.8 * len(ops)), squeeze=False)
     width = 0.8 / len(series)
