@@ -84,7 +84,9 @@ void add_context(bool full, const std::vector<bench::Shape> &shapes)
                      "12, training_backward 20; Gelem/s = elements per nanosecond; "
                      "the label's second field is the smallest cache level that holds "
                      "the row's tensors (DRAM: none)");
-    AddCustomContext("bnorm_threads", "1 (every row runs on the calling thread)");
+    AddCustomContext("bnorm_threads", "1 (every row runs on the calling thread), except "
+                                       "the -1t and -2t rows: a pool of 1 or 2 OpenMP "
+                                       "threads, wall-clock time");
     AddCustomContext("bnorm_hugepages",
                      bench::want_hugepages() ? "madvise(MADV_HUGEPAGE)" : "not requested");
     AddCustomContext("bnorm_note", "a 'Library was built as DEBUG' warning is about the "
