@@ -312,13 +312,9 @@ static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)
  */
 static size_t task_channels(const walk *w, size_t c, size_t m)
 {
-    size_t fit = BLOCK;
     if (w->rows && (c <= BLOCK || walk_chunks(w) == CHUNKS_MAX))
         return c;
-    if (!w->rows) {
-        fit = bnorm_cached_pass_bytes() / (m * sizeof(float));
-        fit = fit < 1 ? 1 : fit > BLOCK ? BLOCK : fit;
-    }
+    size_t fit = block_channels(w, m);
     size_t tasks = (c + fit - 1) / fit;
     if (!w->rows && tasks < 8)
         tasks = c < 8 ? c : 8;
