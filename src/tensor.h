@@ -95,8 +95,14 @@ static inline bnorm_status bnorm_check_activation(const bnorm_activation *act, f
     }
 }
 
-/* Checks eps and the variances: BAD_VALUE for NaN, infinite or negative eps, or a
- * negative variance. */
+/* Checks eps: BAD_VALUE for NaN, infinite or negative eps. */
+static inline bnorm_status bnorm_check_eps(float eps)
+{
+    return eps >= 0.0f && !isinf(eps) ? BNORM_OK : BNORM_ERR_BAD_VALUE;
+}
+
+/* Checks eps (bnorm_check_eps) and the variances: BAD_VALUE also for a negative
+ * variance. */
 bnorm_status bnorm_check_variance(size_t c, const float *var, float eps);
 
 #endif

@@ -550,8 +550,8 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     const bnorm_strides *strides[2] = {x_strides, y_strides};
     if ((st = check_tensors(shape, strides, g, 2)) != BNORM_OK)
         return st;
-    if (!(eps >= 0.0f) || isinf(eps))
-        return BNORM_ERR_BAD_VALUE;
+    if ((st = bnorm_check_eps(eps)) != BNORM_OK)
+        return st;
     size_t c = shape->c;
     bool same_geom = g[0].inner == g[1].inner && g[0].batch == g[1].batch;
     region out[] = {{y, g[1].extent}, {save_mean, c}, {save_invstd, c},
