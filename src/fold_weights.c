@@ -9,11 +9,6 @@
 
 #define BLOCK 256
 
-static bool mul_overflows(size_t a, size_t b, size_t *r)
-{
-    return __builtin_mul_overflow(a, b, r);
-}
-
 /* Channels [c0, c0 + nc): their scales into s, their biases into bias_out. */
 static void fold_block(size_t c0, size_t nc, const float *bias_in, float *bias_out,
                        const float *gamma, const float *beta, const float *mean,
@@ -40,18 +35,16 @@ bnorm_status bnorm_fold_into_weights(bnorm_weight_layout layout, size_t out_chan
     size_t oc = out_channels, count;
     if (oc == 0 || per_channel == 0)
         return BNORM_ERR_BAD_SHAPE;
-    if (mul_overflows(oc, per_channel, &count) || count > PTRDIFF_MAX / sizeof(float))
+    if (__builtin_mul_overflow(oc, per_channel, &count) ||
+        count > PTRDIFF_MAX / sizeof(float))
         return BNORM_ERR_OVERFLOW;
     bnorm_status st = bnorm_check_variance(oc, var, eps);
     if (st != BNORM_OK)
         return st;
     const float *inputs[] = {gamma, beta, mean, var};
-    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
-        if (inputs[i] && (bnorm_overlaps(weights, count, inputs[i], oc) ||
-                          bnorm_overlaps(bias_out, oc, inputs[i], oc)))
-            return BNORM_ERR_ALIAS;
-    }
-    if (bnorm_overlaps(weights, count, bias_out, oc))
+    if (bnorm_overlaps_any(weights, count, inputs, 4, oc) ||
+        bnorm_overlaps_any(bias_out, oc, inputs, 4, oc) ||
+        bnorm_overlaps(weights, count, bias_out, oc))
         return BNORM_ERR_ALIAS;
     /* bias_in may be bias_out exactly (each channel is read before it is written). */
     if (bias_in && (bnorm_overlaps(weights, count, bias_in, oc) ||

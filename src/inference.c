@@ -66,12 +66,8 @@ bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
     if (st != BNORM_OK)
         return st;
     const float *inputs[] = {gamma, beta, mean, var};
-    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
-        if (inputs[i] && (bnorm_overlaps(scale, c, inputs[i], c) ||
-                          bnorm_overlaps(shift, c, inputs[i], c)))
-            return BNORM_ERR_ALIAS;
-    }
-    if (bnorm_overlaps(scale, c, shift, c))
+    if (bnorm_overlaps_any(scale, c, inputs, 4, c) ||
+        bnorm_overlaps_any(shift, c, inputs, 4, c) || bnorm_overlaps(scale, c, shift, c))
         return BNORM_ERR_ALIAS;
     fold(c, gamma, beta, mean, var, eps, scale, shift);
     return BNORM_OK;
@@ -160,10 +156,8 @@ inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
     if ((st = bnorm_check_variance(c, var, eps)) != BNORM_OK)
         return st;
     const float *params[] = {gamma, beta, mean, var};
-    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
-        if (params[i] && bnorm_overlaps(y, gy.extent, params[i], c))
-            return BNORM_ERR_ALIAS;
-    }
+    if (bnorm_overlaps_any(y, gy.extent, params, 4, c))
+        return BNORM_ERR_ALIAS;
 
     /* Fold a block of channels onto the stack, apply it, go on. */
     float scale[FOLD_BLOCK], shift[FOLD_BLOCK];

@@ -65,8 +65,9 @@ bnorm_status bnorm_resolve_geom(const bnorm_shape *shape, const bnorm_strides *s
 
 bnorm_status bnorm_check_variance(size_t c, const float *var, float eps)
 {
-    if (!(eps >= 0.0f) || isinf(eps))
-        return BNORM_ERR_BAD_VALUE;
+    bnorm_status st = bnorm_check_eps(eps);
+    if (st != BNORM_OK)
+        return st;
     /* No early exit and no bool: the loop vectorizes, and runs on every
      * bnorm_inference call. */
     unsigned negative = 0;

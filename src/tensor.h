@@ -66,6 +66,17 @@ static inline bool bnorm_overlaps(const void *a, size_t a_count, const void *b,
     return a0 < b0 + b_count * sizeof(float) && b0 < a0 + a_count * sizeof(float);
 }
 
+/* Whether [a, a + a_count) floats overlaps any of the `n` arrays of `count` floats in
+ * arrays[] (NULL entries are absent arguments). */
+static inline bool bnorm_overlaps_any(const void *a, size_t a_count,
+                                      const float *const arrays[], size_t n, size_t count)
+{
+    for (size_t i = 0; i < n; i++)
+        if (arrays[i] && bnorm_overlaps(a, a_count, arrays[i], count))
+            return true;
+    return false;
+}
+
 /* Checks an activation (NULL is none): BAD_ENUM, BAD_VALUE. Sets the clamp bounds
  * and whether the kernels must clamp. Inline: part of every apply's fixed cost. */
 static inline bnorm_status bnorm_check_activation(const bnorm_activation *act, float *lo,
@@ -95,8 +106,14 @@ static inline bnorm_status bnorm_check_activation(const bnorm_activation *act, f
     }
 }
 
-/* Checks eps and the variances: BAD_VALUE for NaN, infinite or negative eps, or a
- * negative variance. */
+/* Checks eps: BAD_VALUE for NaN, infinite or negative eps. */
+static inline bnorm_status bnorm_check_eps(float eps)
+{
+    return eps >= 0.0f && !isinf(eps) ? BNORM_OK : BNORM_ERR_BAD_VALUE;
+}
+
+/* Checks eps (bnorm_check_eps) and the variances: BAD_VALUE also for a negative
+ * variance. */
 bnorm_status bnorm_check_variance(size_t c, const float *var, float eps);
 
 #endif

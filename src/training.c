@@ -312,13 +312,9 @@ static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)
  */
 static size_t task_channels(const walk *w, size_t c, size_t m)
 {
-    size_t fit = BLOCK;
     if (w->rows && (c <= BLOCK || walk_chunks(w) == CHUNKS_MAX))
         return c;
-    if (!w->rows) {
-        fit = bnorm_cached_pass_bytes() / (m * sizeof(float));
-        fit = fit < 1 ? 1 : fit > BLOCK ? BLOCK : fit;
-    }
+    size_t fit = block_channels(w, m);
     size_t tasks = (c + fit - 1) / fit;
     if (!w->rows && tasks < 8)
         tasks = c < 8 ? c : 8;
@@ -554,8 +550,8 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     const bnorm_strides *strides[2] = {x_strides, y_strides};
     if ((st = check_tensors(shape, strides, g, 2)) != BNORM_OK)
         return st;
-    if (!(eps >= 0.0f) || isinf(eps))
-        return BNORM_ERR_BAD_VALUE;
+    if ((st = bnorm_check_eps(eps)) != BNORM_OK)
+        return st;
     size_t c = shape->c;
     bool same_geom = g[0].inner == g[1].inner && g[0].batch == g[1].batch;
     region out[] = {{y, g[1].extent}, {save_mean, c}, {save_invstd, c},
