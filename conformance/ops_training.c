@@ -88,15 +88,6 @@ static bool all_bits(const float *p, size_t n, unsigned bits)
     return true;
 }
 
-/* A fenced per-channel array: filled with the sentinel (outputs) or random. */
-static float *channel_array(bnorm_fence *f, size_t c)
-{
-    float *p = bnorm_fence_alloc(f, c, BNORM_FENCE_AT_GUARD);
-    if (p)
-        fill(p, c, SENTINEL);
-    return p;
-}
-
 /* x with per-channel offsets, spreads and constant channels. */
 static void fill_training_x(const bnorm_shape *sh, float *x, const bnorm_geom *g,
                             bool specials, bnorm_rng *r)
@@ -126,6 +117,16 @@ typedef struct tensors {
 static float *tensor(tensors *ts, size_t count, size_t misalign)
 {
     return bnorm_fence_alloc(&ts->f[ts->used++], count, misalign);
+}
+
+/* A fenced per-channel array, ending at the guard page, filled with the sentinel
+ * (outputs keep it; inputs are overwritten). */
+static float *channel_array(tensors *ts, size_t c)
+{
+    float *p = tensor(ts, c, BNORM_FENCE_AT_GUARD);
+    if (p)
+        fill(p, c, SENTINEL);
+    return p;
 }
 
 static bool tensors_intact(const tensors *ts)
@@ -161,12 +162,12 @@ static void run_forward(const bnorm_conf_op *op, const bnorm_kernels *k,
     float *x = tensor(&ts, gx.extent, cs->misalign);
     float *y = cs->in_place ? x : tensor(&ts, gy.extent, cs->misalign);
     int omit = (int)(cs->seed % 4);
-    float *gamma = omit & 1 ? NULL : channel_array(&ts.f[ts.used++], c);
-    float *beta = omit & 2 ? NULL : channel_array(&ts.f[ts.used++], c);
-    float *smean = channel_array(&ts.f[ts.used++], c);
-    float *sinv = channel_array(&ts.f[ts.used++], c);
-    float *rmean = channel_array(&ts.f[ts.used++], c);
-    float *rvar = channel_array(&ts.f[ts.used++], c);
+    float *gamma = omit & 1 ? NULL : channel_array(&ts, c);
+    float *beta = omit & 2 ? NULL : channel_array(&ts, c);
+    float *smean = channel_array(&ts, c);
+    float *sinv = channel_array(&ts, c);
+    float *rmean = channel_array(&ts, c);
+    float *rvar = channel_array(&ts, c);
     float *x_copy = malloc(gx.extent * sizeof(float));
     float *y_before = malloc(gy.extent * sizeof(float));
     double *ref = malloc(count * sizeof(double));
@@ -272,11 +273,11 @@ static void run_backward(const bnorm_conf_op *op, const bnorm_kernels *k,
     /* which outputs: rotate through every non-empty subset */
     int want = 1 + (int)(cs->seed % 7);
     bool with_gamma = cs->seed >> 4 & 1;
-    float *gamma = with_gamma ? channel_array(&ts.f[ts.used++], c) : NULL;
-    float *smean = channel_array(&ts.f[ts.used++], c);
-    float *sinv = channel_array(&ts.f[ts.used++], c);
-    float *dgamma = channel_array(&ts.f[ts.used++], c);
-    float *dbeta = channel_array(&ts.f[ts.used++], c);
+    float *gamma = with_gamma ? channel_array(&ts, c) : NULL;
+    float *smean = channel_array(&ts, c);
+    float *sinv = channel_array(&ts, c);
+    float *dgamma = channel_array(&ts, c);
+    float *dbeta = channel_array(&ts, c);
     float *x_copy = malloc(gx.extent * sizeof(float));
     float *dy_copy = malloc(gx.extent * sizeof(float));
     float *dx_before = malloc(gdx.extent * sizeof(float));

@@ -78,35 +78,6 @@ static bool act_clamps(const bnorm_activation *act)
     return act && (act->kind == BNORM_ACT_RELU || act->kind == BNORM_ACT_CLAMP);
 }
 
-/* ---- kernel tables ------------------------------------------------------------- */
-
-#define MAX_TABLES 16
-
-typedef struct tables {
-    bnorm_conf_table t[MAX_TABLES];
-    size_t n;
-} tables;
-
-/* Every table this CPU can run; the scalar table is always among them. */
-static tables runnable_tables(void)
-{
-    bnorm_conf_table all[MAX_TABLES];
-    size_t total = bnorm_conf_tables(all, MAX_TABLES);
-    cr_assert(total >= 1 && total <= MAX_TABLES, "bnorm_conf_tables returned %zu", total);
-    tables r = {.n = 0};
-    bool have_scalar = false;
-    for (size_t i = 0; i < total; i++) {
-        cr_assert_not_null(all[i].k, "table %zu (%s) has no kernels", i, all[i].label);
-        if (!all[i].runnable)
-            continue;
-        if (all[i].k->isa == BNORM_ISA_SCALAR && !all[i].emulated)
-            have_scalar = true;
-        r.t[r.n++] = all[i];
-    }
-    cr_assert(have_scalar, "the scalar table is missing from the runnable tables");
-    return r;
-}
-
 /* ============================================================================== */
 /* Part 1: rejected inputs write nothing                                          */
 /* ============================================================================== */

@@ -194,11 +194,16 @@ static bool fused_case(const bnorm_conf_table *t, size_t count, size_t len, bnor
     return ok;
 }
 
-Test(kernels, moments_apply_equals_moments_then_apply, .timeout = 300)
+/* The shapes both fused-kernel tests run, on every runnable table: every len up to
+ * 80 with counts 1..16 (counts at most 16: the cases' per-plane arrays), then lens. */
+typedef bool (*fused_case_fn)(const bnorm_conf_table *t, size_t count, size_t len,
+                              bnorm_rng *rng, uint64_t seed);
+
+static void run_fused_cases(fused_case_fn one, uint64_t salt)
 {
     uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
     bnorm_rng rng;
-    bnorm_rng_init(&rng, seed ^ 0x66757365ull);
+    bnorm_rng_init(&rng, seed ^ salt);
     bnorm_conf_table tables[16];
     size_t nt = bnorm_conf_tables(tables, 16);
     size_t cases = 0;
@@ -208,11 +213,16 @@ Test(kernels, moments_apply_equals_moments_then_apply, .timeout = 300)
             continue;
         for (size_t len = 1; len <= 80; len++)
             for (size_t ci = 0; ci < sizeof fcounts / sizeof fcounts[0]; ci++, cases++)
-                fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
+                one(&tables[ti], fcounts[ci], len, &rng, seed);
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
-            fused_case(&tables[ti], 3, lens[li], &rng, seed);
+            one(&tables[ti], 3, lens[li], &rng, seed);
     }
     cr_expect(cases > 0, "no runnable kernel table");
+}
+
+Test(kernels, moments_apply_equals_moments_then_apply, .timeout = 300)
+{
+    run_fused_cases(fused_case, 0x66757365ull);
 }
 
 /*
@@ -278,23 +288,7 @@ static bool dot_fused_case(const bnorm_conf_table *t, size_t count, size_t len,
 
 Test(kernels, dot_apply2_equals_dot_then_apply2, .timeout = 300)
 {
-    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
-    bnorm_rng rng;
-    bnorm_rng_init(&rng, seed ^ 0x646f7432ull);
-    bnorm_conf_table tables[16];
-    size_t nt = bnorm_conf_tables(tables, 16);
-    size_t cases = 0;
-    static const size_t fcounts[] = {1, 2, 3, 5, 16};
-    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
-        if (!tables[ti].runnable)
-            continue;
-        for (size_t len = 1; len <= 80; len++)
-            for (size_t ci = 0; ci < sizeof fcounts / sizeof fcounts[0]; ci++, cases++)
-                dot_fused_case(&tables[ti], fcounts[ci], len, &rng, seed);
-        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
-            dot_fused_case(&tables[ti], 3, lens[li], &rng, seed);
-    }
-    cr_expect(cases > 0, "no runnable kernel table");
+    run_fused_cases(dot_fused_case, 0x646f7432ull);
 }
 
 /*

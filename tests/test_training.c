@@ -52,8 +52,6 @@
 #define U 0x1p-24
 #define DOUBLE_IN_U 0x1p-29
 
-#define MAX_TABLES 16
-
 /* ============================================================================== */
 /* Helpers                                                                        */
 /* ============================================================================== */
@@ -137,33 +135,6 @@ __attribute__((format(printf, 3, 4))) static void report_exact(report *r, bool o
 #define EXPECT_REPORT(rep, ctx)                                                           \
     cr_expect((rep).failed == 0, "%s: %zu of %zu checks failed; first: %s", (ctx),        \
               (rep).failed, (rep).checked, (rep).first)
-
-/* ---- kernel tables ----------------------------------------------------------------- */
-
-typedef struct tables {
-    bnorm_conf_table t[MAX_TABLES];
-    size_t n;
-} tables;
-
-/* Every table this CPU can run; the scalar table is always among them. */
-static tables runnable_tables(void)
-{
-    bnorm_conf_table all[MAX_TABLES];
-    size_t total = bnorm_conf_tables(all, MAX_TABLES);
-    cr_assert(total >= 1 && total <= MAX_TABLES, "bnorm_conf_tables returned %zu", total);
-    tables r = {.n = 0};
-    bool have_scalar = false;
-    for (size_t i = 0; i < total; i++) {
-        cr_assert_not_null(all[i].k, "table %zu (%s) has no kernels", i, all[i].label);
-        if (!all[i].runnable)
-            continue;
-        if (all[i].k->isa == BNORM_ISA_SCALAR && !all[i].emulated)
-            have_scalar = true;
-        r.t[r.n++] = all[i];
-    }
-    cr_assert(have_scalar, "the scalar table is missing from the runnable tables");
-    return r;
-}
 
 /* ---- tensors ----------------------------------------------------------------------- */
 
