@@ -30,6 +30,14 @@
  * 1 + ((mean - shift) / std)^2 in the variance, then halved by the square root; the
  * shift is the channel's first value, within a few std of the mean. */
 #define INVSTD_TOL 4.0
+/* running_mean = w_old * rm0 + w_new * mean, in double from the saved mean (MEAN_TOL,
+ * scaled by the weights, which sum to 1), then rounded to float once more: one ulp of
+ * |rm0| + |mean| + std more. */
+#define RUNNING_MEAN_TOL (MEAN_TOL + 1.0)
+/* running_var, relative to |rv0| + var: the batch variance carries twice invstd's
+ * relative error (invstd is its inverse square root, which halves the error), and
+ * the blend's own rounding is far below that. */
+#define RUNNING_VAR_TOL (2.0 * INVSTD_TOL)
 /* dgamma: |dy * xhat| summed (x - mean rounded, then the product in double);
  * dbeta: |dy| summed. */
 #define DGAMMA_TOL 2.0
@@ -220,9 +228,9 @@ static void run_forward(const bnorm_conf_op *op, const bnorm_kernels *k,
         check(&t, "save_invstd", i, sinv[i], invstd, invstd, INVSTD_TOL);
         double uv = torch ? var[i] * (double)m / (double)(m - 1) : var[i];
         check(&t, "running_mean", i, rmean[i], (1 - w_new) * rm0[i] + w_new * mean[i],
-              fabs(rm0[i]) + fabs(mean[i]) + sd, MEAN_TOL + 1);
+              fabs(rm0[i]) + fabs(mean[i]) + sd, RUNNING_MEAN_TOL);
         check(&t, "running_var", i, rvar[i], (1 - w_new) * rv0[i] + w_new * uv,
-              fabs(rv0[i]) + uv, INVSTD_TOL * 2);
+              fabs(rv0[i]) + uv, RUNNING_VAR_TOL);
     }
     const double *rp = ref;
     for (size_t n = 0; n < sh->n; n++)
