@@ -43,10 +43,11 @@ enum {
  * y may equal x (same strides); otherwise they do not overlap. The product and sum
  * are rounded once (FMA) or twice (separate multiply and add).
  */
-typedef void (*bnorm_f32_apply_fn)(size_t count, size_t len, const float *x,
-                                   size_t x_stride, float *y, size_t y_stride,
-                                   const float *a, const float *b, const float *m,
-                                   float lo, float hi, unsigned flags);
+typedef void bnorm_f32_apply_kernel(size_t count, size_t len, const float *x,
+                                    size_t x_stride, float *y, size_t y_stride,
+                                    const float *a, const float *b, const float *m,
+                                    float lo, float hi, unsigned flags);
+typedef bnorm_f32_apply_kernel *bnorm_f32_apply_fn;
 
 /*
  * apply_planes_dense: exactly apply_planes, bit for bit, for planes that follow each
@@ -64,10 +65,11 @@ typedef void (*bnorm_f32_apply_fn)(size_t count, size_t len, const float *x,
  * evaluated in exactly that order (each product-plus-sum fused or not).
  * dx may equal dy (same strides); otherwise dx overlaps neither input.
  */
-typedef void (*bnorm_f32_apply2_fn)(size_t count, size_t len, const float *x,
-                                    size_t x_stride, const float *dy, size_t dy_stride,
-                                    float *dx, size_t dx_stride, const float *a,
-                                    const float *b, const float *m, const float *k);
+typedef void bnorm_f32_apply2_kernel(size_t count, size_t len, const float *x,
+                                     size_t x_stride, const float *dy, size_t dy_stride,
+                                     float *dx, size_t dx_stride, const float *a,
+                                     const float *b, const float *m, const float *k);
+typedef bnorm_f32_apply2_kernel *bnorm_f32_apply2_fn;
 
 /*
  * Moments about a per-channel shift k, accumulated in double:
@@ -87,9 +89,10 @@ typedef void (*bnorm_f32_apply2_fn)(size_t count, size_t len, const float *x,
  * items in order; the order inside an item is the ISA's own (lanes), so planes sums
  * may differ between ISAs in the last bits.
  */
-typedef void (*bnorm_f32_moments_fn)(size_t count, size_t len, const float *x,
-                                     size_t x_stride, const float *k, double *s1,
-                                     double *s2);
+typedef void bnorm_f32_moments_kernel(size_t count, size_t len, const float *x,
+                                      size_t x_stride, const float *k, double *s1,
+                                      double *s2);
+typedef bnorm_f32_moments_kernel *bnorm_f32_moments_fn;
 
 /*
  * Per-channel dot products for backward, accumulated in double:
@@ -97,9 +100,10 @@ typedef void (*bnorm_f32_moments_fn)(size_t count, size_t len, const float *x,
  * with the same rules as moments for x - m (rows: rounded to float; planes: rounded
  * to float or formed in double) and for the summation order.
  */
-typedef void (*bnorm_f32_dot_fn)(size_t count, size_t len, const float *x,
-                                 size_t x_stride, const float *dy, size_t dy_stride,
-                                 const float *m, double *sdy, double *sdyx);
+typedef void bnorm_f32_dot_kernel(size_t count, size_t len, const float *x,
+                                  size_t x_stride, const float *dy, size_t dy_stride,
+                                  const float *m, double *sdy, double *sdyx);
+typedef bnorm_f32_dot_kernel *bnorm_f32_dot_fn;
 
 /*
  * Training forward's two passes over two blocks of planes at once: the moments of
@@ -110,11 +114,12 @@ typedef void (*bnorm_f32_dot_fn)(size_t count, size_t len, const float *x,
  * overlap the moments' arithmetic. ya may equal xa (same stride); otherwise no
  * output overlaps an input. An ISA without a fused loop composes the two calls.
  */
-typedef void (*bnorm_f32_moments_apply_fn)(size_t count, size_t len, const float *xm,
-                                           size_t xm_stride, const float *k, double *s1,
-                                           double *s2, const float *xa, size_t xa_stride,
-                                           float *ya, size_t ya_stride, const float *a,
-                                           const float *b, const float *m);
+typedef void bnorm_f32_moments_apply_kernel(size_t count, size_t len, const float *xm,
+                                            size_t xm_stride, const float *k, double *s1,
+                                            double *s2, const float *xa, size_t xa_stride,
+                                            float *ya, size_t ya_stride, const float *a,
+                                            const float *b, const float *m);
+typedef bnorm_f32_moments_apply_kernel *bnorm_f32_moments_apply_fn;
 
 /*
  * Training backward's two passes over two blocks of planes at once: the dot products
@@ -124,13 +129,14 @@ typedef void (*bnorm_f32_moments_apply_fn)(size_t count, size_t len, const float
  * two calls give one after the other, in one loop. dxa may equal dya (same stride);
  * otherwise no output overlaps an input. An ISA without a fused loop composes them.
  */
-typedef void (*bnorm_f32_dot_apply2_fn)(size_t count, size_t len, const float *x,
-                                        size_t x_stride, const float *dy, size_t dy_stride,
-                                        const float *m, double *sdy, double *sdyx,
-                                        const float *xa, size_t xa_stride,
-                                        const float *dya, size_t dya_stride, float *dxa,
-                                        size_t dxa_stride, const float *a, const float *b,
-                                        const float *ma, const float *k);
+typedef void bnorm_f32_dot_apply2_kernel(size_t count, size_t len, const float *x,
+                                         size_t x_stride, const float *dy, size_t dy_stride,
+                                         const float *m, double *sdy, double *sdyx,
+                                         const float *xa, size_t xa_stride,
+                                         const float *dya, size_t dya_stride, float *dxa,
+                                         size_t dxa_stride, const float *a, const float *b,
+                                         const float *ma, const float *k);
+typedef bnorm_f32_dot_apply2_kernel *bnorm_f32_dot_apply2_fn;
 
 typedef struct bnorm_kernels {
     bnorm_isa isa;
@@ -143,46 +149,18 @@ typedef struct bnorm_kernels {
     bnorm_f32_dot_apply2_fn dot_apply2_planes;
 } bnorm_kernels;
 
-/* Declares every kernel and the table of one ISA. */
+/* Declares every kernel and the table of one ISA (through the kernel types above,
+ * so each signature is written once). */
 #define BNORM_DECLARE_KERNELS(suffix)                                               \
-    void bnorm_f32_apply_planes__##suffix(size_t, size_t, const float *, size_t,      \
-                                          float *, size_t, const float *,            \
-                                          const float *, const float *, float, float, \
-                                          unsigned);                                 \
-    void bnorm_f32_apply_planes_dense__##suffix(size_t, size_t, const float *, size_t,   \
-                                                float *, size_t, const float *,        \
-                                                const float *, const float *, float,   \
-                                                float, unsigned);                      \
-    void bnorm_f32_apply_rows__##suffix(size_t, size_t, const float *, size_t, float *, \
-                                        size_t, const float *, const float *,        \
-                                        const float *, float, float, unsigned);      \
-    void bnorm_f32_apply2_planes__##suffix(size_t, size_t, const float *, size_t,     \
-                                           const float *, size_t, float *, size_t,   \
-                                           const float *, const float *,             \
-                                           const float *, const float *);            \
-    void bnorm_f32_apply2_rows__##suffix(size_t, size_t, const float *, size_t,       \
-                                         const float *, size_t, float *, size_t,     \
-                                         const float *, const float *, const float *, \
-                                         const float *);                             \
-    void bnorm_f32_moments_planes__##suffix(size_t, size_t, const float *, size_t,    \
-                                            const float *, double *, double *);      \
-    void bnorm_f32_moments_rows__##suffix(size_t, size_t, const float *, size_t,      \
-                                          const float *, double *, double *);        \
-    void bnorm_f32_dot_planes__##suffix(size_t, size_t, const float *, size_t,        \
-                                        const float *, size_t, const float *,        \
-                                        double *, double *);                         \
-    void bnorm_f32_dot_rows__##suffix(size_t, size_t, const float *, size_t,          \
-                                      const float *, size_t, const float *, double *, \
-                                      double *);                                     \
-    void bnorm_f32_moments_apply_planes__##suffix(size_t, size_t, const float *, size_t, \
-                                                  const float *, double *, double *,   \
-                                                  const float *, size_t, float *,      \
-                                                  size_t, const float *, const float *, \
-                                                  const float *);                      \
-    void bnorm_f32_dot_apply2_planes__##suffix(                                        \
-        size_t, size_t, const float *, size_t, const float *, size_t, const float *,    \
-        double *, double *, const float *, size_t, const float *, size_t, float *,      \
-        size_t, const float *, const float *, const float *, const float *);          \
+    bnorm_f32_apply_kernel bnorm_f32_apply_planes__##suffix,                        \
+        bnorm_f32_apply_planes_dense__##suffix, bnorm_f32_apply_rows__##suffix;      \
+    bnorm_f32_apply2_kernel bnorm_f32_apply2_planes__##suffix,                      \
+        bnorm_f32_apply2_rows__##suffix;                                            \
+    bnorm_f32_moments_kernel bnorm_f32_moments_planes__##suffix,                    \
+        bnorm_f32_moments_rows__##suffix;                                           \
+    bnorm_f32_dot_kernel bnorm_f32_dot_planes__##suffix, bnorm_f32_dot_rows__##suffix; \
+    bnorm_f32_moments_apply_kernel bnorm_f32_moments_apply_planes__##suffix;        \
+    bnorm_f32_dot_apply2_kernel bnorm_f32_dot_apply2_planes__##suffix;              \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */

@@ -60,7 +60,7 @@ ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
                     AM(i, k), BM(i, k))
     size_t i = 0;
     if (stream) {
-        size_t head = ((32 - ((uintptr_t)y & 31)) & 31) / sizeof(float);
+        size_t head = align_head(y);
         if (head > len)
             head = len;
         if (head) {
@@ -192,7 +192,7 @@ ALWAYS_INLINE void stream4(run r[4], __m256 lo, __m256 hi, bool rows, bool clamp
 {
     size_t common = SIZE_MAX;
     for (int k = 0; k < 4; k++) {
-        size_t head = ((32 - ((uintptr_t)r[k].y & 31)) & 31) / sizeof(float);
+        size_t head = align_head(r[k].y);
         if (head > r[k].n)
             head = r[k].n;
         if (head) {
@@ -275,7 +275,7 @@ ALWAYS_INLINE void apply_stream(size_t count, size_t len, const float *x,
         /* Quarters: the first starts at the span's start (stream4 aligns it), the
          * others at multiples of 8 floats after the first aligned element, so
          * they start aligned too. */
-        size_t head = ((32 - ((uintptr_t)whole.y & 31)) & 31) / sizeof(float);
+        size_t head = align_head(whole.y);
         size_t q = (len - head) / 4 / 8 * 8;
         run r[4];
         r[0] = whole;

@@ -17,12 +17,6 @@
 #include "kernels.h"
 #include "avx2_util.h"
 
-ALWAYS_INLINE __m256 formula(__m256 x, __m256 dy, __m256 a, __m256 b, __m256 m,
-                             __m256 k)
-{
-    return _mm256_fmadd_ps(a, dy, _mm256_fmadd_ps(b, _mm256_sub_ps(x, m), k));
-}
-
 /* rows: a, b, m and k are loaded per element; planes: va..vk are the broadcasts. */
 ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
                         const float *a, const float *b, const float *m, const float *k,
@@ -30,7 +24,7 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
 {
 #define L(p, i) _mm256_loadu_ps((p) + (i))
 #define V(i)                                                                        \
-    formula(L(x, i), L(dy, i), rows ? L(a, i) : va, rows ? L(b, i) : vb,            \
+    apply2_value(L(x, i), L(dy, i), rows ? L(a, i) : va, rows ? L(b, i) : vb,            \
             rows ? L(m, i) : vm, rows ? L(k, i) : vk)
     size_t i = 0;
     for (; i + 32 <= len; i += 32) {
@@ -47,7 +41,7 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
     if (i < len) {
         __m256i q = tail_mask(len - i);
 #define L(p) _mm256_maskload_ps((p) + i, q)
-        __m256 v = formula(L(x), L(dy), rows ? L(a) : va, rows ? L(b) : vb,
+        __m256 v = apply2_value(L(x), L(dy), rows ? L(a) : va, rows ? L(b) : vb,
                            rows ? L(m) : vm, rows ? L(k) : vk);
         _mm256_maskstore_ps(dx + i, q, v);
 #undef L
@@ -81,8 +75,8 @@ ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, const float 
         __m256 m0 = L(m + i), m1 = L(m + i + 8), k0 = L(k + i), k1 = L(k + i + 8);
         for (size_t r = 0; r < ROW_TILE; r++) {
             const float *xr = x + r * xs + i, *dr = dy + r * dys + i;
-            __m256 v0 = formula(L(xr), L(dr), a0, b0, m0, k0);
-            __m256 v1 = formula(L(xr + 8), L(dr + 8), a1, b1, m1, k1);
+            __m256 v0 = apply2_value(L(xr), L(dr), a0, b0, m0, k0);
+            __m256 v1 = apply2_value(L(xr + 8), L(dr + 8), a1, b1, m1, k1);
             _mm256_storeu_ps(dx + r * dxs + i, v0);
             _mm256_storeu_ps(dx + r * dxs + i + 8, v1);
         }
@@ -90,7 +84,7 @@ ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, const float 
     if (i + 8 <= len) {
         __m256 a0 = L(a + i), b0 = L(b + i), m0 = L(m + i), k0 = L(k + i);
         for (size_t r = 0; r < ROW_TILE; r++) {
-            __m256 v = formula(L(x + r * xs + i), L(dy + r * dys + i), a0, b0, m0, k0);
+            __m256 v = apply2_value(L(x + r * xs + i), L(dy + r * dys + i), a0, b0, m0, k0);
             _mm256_storeu_ps(dx + r * dxs + i, v);
         }
         i += 8;
@@ -101,7 +95,7 @@ ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, const float 
 #define L(p) _mm256_maskload_ps(p, q)
         __m256 a0 = L(a + i), b0 = L(b + i), m0 = L(m + i), k0 = L(k + i);
         for (size_t r = 0; r < ROW_TILE; r++) {
-            __m256 v = formula(L(x + r * xs + i), L(dy + r * dys + i), a0, b0, m0, k0);
+            __m256 v = apply2_value(L(x + r * xs + i), L(dy + r * dys + i), a0, b0, m0, k0);
             _mm256_maskstore_ps(dx + r * dxs + i, q, v);
         }
 #undef L

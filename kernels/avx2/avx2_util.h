@@ -36,6 +36,22 @@ ALWAYS_INLINE __m256i mask_pd(size_t n)
     return _mm256_loadu_si256((const __m256i *)(bnorm_mask64 + 4 - n));
 }
 
+/* Floats from y up to its next 32-byte boundary (0..7): the masked head that aligns
+ * the stores that follow. */
+ALWAYS_INLINE size_t align_head(const float *y)
+{
+    return ((32 - ((uintptr_t)y & 31)) & 31) / sizeof(float);
+}
+
+/* The two-input apply in its contract order (kernels.h): fma(a, dy, fma(b, x - m, k)).
+ * apply2.c and the backward's fused walks (dot.c, dense.h) all use this one, so their
+ * results are the same bits. */
+ALWAYS_INLINE __m256 apply2_value(__m256 x, __m256 dy, __m256 a, __m256 b, __m256 m,
+                                  __m256 k)
+{
+    return _mm256_fmadd_ps(a, dy, _mm256_fmadd_ps(b, _mm256_sub_ps(x, m), k));
+}
+
 /* The sum of v's lanes in one fixed order, (v0 + v1) + (v2 + v3). */
 ALWAYS_INLINE double lanes1(__m256d v)
 {

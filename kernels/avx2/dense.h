@@ -59,7 +59,7 @@ ALWAYS_INLINE __m256 dense_value(__m256 xv, __m256 dv, dense_par q, const dense_
                                  bool two, bool clamp, bool center)
 {
     if (two)
-        return _mm256_fmadd_ps(q.a, dv, _mm256_fmadd_ps(q.b, _mm256_sub_ps(xv, q.m), q.k));
+        return apply2_value(xv, dv, q.a, q.b, q.m, q.k);
     __m256 v = _mm256_fmadd_ps(center ? _mm256_sub_ps(xv, q.m) : xv, q.a, q.b);
     return act(v, r->lo, r->hi, clamp);
 }
@@ -109,7 +109,7 @@ ALWAYS_INLINE void dense_begin(dense_run *r, size_t len, const float *x, const f
     r->x = x;
     r->dy = dy;
     r->y = y;
-    size_t o = ((32 - ((uintptr_t)y & 31)) & 31) / sizeof(float);
+    size_t o = align_head(y);
     if (o) {
         dense_masked(r, 0, o, two, clamp, center);
         r->x += o;

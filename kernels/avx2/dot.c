@@ -42,14 +42,6 @@ enum { ROW_TILE = 8 };
         sdyx = _mm256_fmadd_pd(dy_, _mm256_cvtps_pd(t4), sdyx);                     \
     } while (0)
 
-/* The two-input apply of apply2.c, in the same order: fma(a, dy, fma(b, x - m, k)). */
-ALWAYS_INLINE __m256 apply2_v(const float *x, const float *dy, __m256 a, __m256 b,
-                              __m256 m, __m256 k)
-{
-    return _mm256_fmadd_ps(a, _mm256_loadu_ps(dy),
-                           _mm256_fmadd_ps(b, _mm256_sub_ps(_mm256_loadu_ps(x), m), k));
-}
-
 /* One fused plane's apply2 parameters. */
 typedef struct side {
     const float *x, *dy;
@@ -79,8 +71,10 @@ ALWAYS_INLINE sums dot_plane(size_t len, const float *xp, const float *dp, doubl
 #define D(i) _mm256_cvtps_pd(_mm_loadu_ps(dp + (i)))
 #define T(i) _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(xp + (i))), vm)
 #define SIDE(i)                                                                     \
-    _mm256_storeu_ps(sd->dx + (i), apply2_v(sd->x + (i), sd->dy + (i), sd->a, sd->b,  \
-                                            sd->m, sd->k))
+    _mm256_storeu_ps(sd->dx + (i),                                                  \
+                     apply2_value(_mm256_loadu_ps(sd->x + (i)),                      \
+                                  _mm256_loadu_ps(sd->dy + (i)), sd->a, sd->b, sd->m, \
+                                  sd->k))
     size_t i = 0;
     for (; i + 16 <= len; i += 16) {
         PREFETCH(xp + i);
@@ -102,9 +96,9 @@ ALWAYS_INLINE sums dot_plane(size_t len, const float *xp, const float *dp, doubl
         }
         if (j < len) {
             __m256i q = tail_mask(len - j);
-            __m256 t = _mm256_sub_ps(_mm256_maskload_ps(sd->x + j, q), sd->m);
-            __m256 u = _mm256_fmadd_ps(sd->b, t, sd->k);
-            __m256 v = _mm256_fmadd_ps(sd->a, _mm256_maskload_ps(sd->dy + j, q), u);
+            __m256 v = apply2_value(_mm256_maskload_ps(sd->x + j, q),
+                                    _mm256_maskload_ps(sd->dy + j, q), sd->a, sd->b,
+                                    sd->m, sd->k);
             _mm256_maskstore_ps(sd->dx + j, q, v);
         }
     }

@@ -21,9 +21,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
-#include "neon_compat.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#include "neon_util.h"
 
 ALWAYS_INLINE float32x4_t act(float32x4_t v, float32x4_t lo, float32x4_t hi,
                               bool clamp)

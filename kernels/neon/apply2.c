@@ -14,9 +14,7 @@
 #include <stdbool.h>
 
 #include "kernels.h"
-#include "neon_compat.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#include "neon_util.h"
 
 /* rows: a, b, m and k are loaded per element; planes: a[0].. k[0] are broadcast. */
 ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,

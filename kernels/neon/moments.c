@@ -19,9 +19,7 @@
 #include <stddef.h>
 
 #include "kernels.h"
-#include "neon_compat.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#include "neon_util.h"
 
 enum { ROW_TILE = 8 };
 
@@ -36,13 +34,6 @@ enum { ROW_TILE = 8 };
         s1hi = vaddq_f64(s1hi, hi_);                                                \
         s2hi = vfmaq_f64(s2hi, hi_, hi_);                                           \
     } while (0)
-
-ALWAYS_INLINE double hsum(float64x2_t a0, float64x2_t a1, float64x2_t a2,
-                          float64x2_t a3)
-{
-    float64x2_t s = vaddq_f64(vaddq_f64(a0, a1), vaddq_f64(a2, a3));
-    return vgetq_lane_f64(s, 0) + vgetq_lane_f64(s, 1);
-}
 
 void bnorm_f32_moments_planes__neon(size_t count, size_t len, const float *x,
                                     size_t x_stride, const float *k, double *s1,
