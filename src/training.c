@@ -18,8 +18,10 @@
  * shape (task_channels). Planes: channel ranges, at least 8 where C allows, each
  * running the loop below on its own. Rows: one range of every channel whose row
  * chunks (below) are the reduction's tasks and whose apply splits rows, except when
- * C spans several blocks over few rows: then column ranges of about a block. Serial
- * calls run one range of all channels, which pipelines best.
+ * C spans several blocks over few rows: then column ranges of about a block, which
+ * for rows of up to SPLIT channels only reduce and fold, before one apply pass over
+ * the rows (see SPLIT). Serial calls run one range of all channels, which pipelines
+ * best.
  *
  * The forward over planes (unless its output is streamed) is pipelined: the moments
  * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
@@ -50,7 +52,8 @@
 
 /* Channels per block: bounds the stack, about 40 KB per call or range task (the
  * forward's frame 19 KB: sums, shifts, the blocks being folded and applied and the
- * periodic pattern; a reduction's partials 21 KB; the backward's frame 10 KB). */
+ * periodic pattern; a reduction's partials 21 KB; the backward's frame 10 KB), and
+ * the coefficients of split rows 12 KB more (SPLIT). */
 #define BLOCK 256
 
 /*
@@ -347,6 +350,20 @@ static void run_ranges(void (*range)(const void *, size_t, size_t), const void *
     bnorm_parallel_run(range_task, &r, (c + per - 1) / per);
 }
 
+/*
+ * Column ranges of rows share every row's pages between tasks, and a core writing
+ * its columns of a page while another core writes the rest runs slower: the four
+ * range tasks of a 1x1024x14x14 NHWC forward (1 KB of each 4 KB row) took 36k cycles
+ * each one at a time and 43-52k two at a time. So with a pool, where rows of up to
+ * SPLIT channels are cut in ranges and an output is written, the range tasks only
+ * reduce and fold, into coefficients held by the caller, and the apply pass then
+ * splits the rows (whole rows per task): two threads 1.41x -> 1.75x one. Results are
+ * the same: the apply is elementwise with the same coefficients. Wider rows keep the
+ * range tasks: on a static pool two threads' shares of 1x2048x7x7 are whole pages,
+ * and that ran 1.8x one thread where the split ran 1.4x.
+ */
+#define SPLIT (4 * BLOCK)
+
 static bnorm_status check_momentum(const bnorm_running_stats *r)
 {
     if (!r)
@@ -408,14 +425,15 @@ typedef struct fwd_block {
     float a[BLOCK], b[BLOCK], m[BLOCK];
 } fwd_block;
 
-/* The forward's apply pass over one folded block. */
+/* The forward's apply pass over channels [c0, c0 + nc) folded into a, b, m. */
 static void fwd_apply(const bnorm_kernels *kt, const bnorm_shape *shape,
-                      const bnorm_geom g[2], const float *x, float *y, const fwd_block *fb,
+                      const bnorm_geom g[2], const float *x, float *y, size_t c0, size_t nc,
+                      const float *a, const float *b, const float *m,
                       bnorm_apply_pattern *pattern, bool pool)
 {
     bnorm_apply_plan plan;
-    bnorm_apply_plan_init(&plan, kt, shape, &g[0], &g[1], x, y, fb->c0, fb->c0 + fb->nc,
-                          fb->a, fb->b, fb->m, -INFINITY, INFINITY, false, pattern);
+    bnorm_apply_plan_init(&plan, kt, shape, &g[0], &g[1], x, y, c0, c0 + nc, a, b, m,
+                          -INFINITY, INFINITY, false, pattern);
     if (pool)
         bnorm_apply_plan_execute(&plan);
     else
@@ -435,6 +453,9 @@ typedef struct fwd_job {
     const bnorm_running_stats *running;
     double m;
     bool pipe;
+    /* Set (split rows, see SPLIT): the folded channels go to fold_a/b/m[c], and the
+     * caller applies them. */
+    float *fold_a, *fold_b, *fold_m;
 } fwd_job;
 
 /* The forward over channels [c0_range, c1). */
@@ -485,7 +506,8 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
             }
         } else {
             if (prev)
-                fwd_apply(kt, shape, g, x, y, prev, &pattern, pool);
+                fwd_apply(kt, shape, g, x, y, prev->c0, prev->nc, prev->a, prev->b, prev->m,
+                          &pattern, pool);
             walk wb = walk_block(&w, nc);
             reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2, pool);
         }
@@ -526,12 +548,29 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
         if (pipe) { /* applied with the next block's moments, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
+        } else if (j->fold_a) {
+            memcpy(j->fold_a + c0, cur->a, nc * sizeof(float));
+            memcpy(j->fold_b + c0, cur->b, nc * sizeof(float));
+            memcpy(j->fold_m + c0, cur->m, nc * sizeof(float));
         } else {
-            fwd_apply(kt, shape, g, x, y, cur, &pattern, pool);
+            fwd_apply(kt, shape, g, x, y, c0, nc, cur->a, cur->b, cur->m, &pattern, pool);
         }
     }
     if (prev)
-        fwd_apply(kt, shape, g, x, y, prev, &pattern, pool);
+        fwd_apply(kt, shape, g, x, y, prev->c0, prev->nc, prev->a, prev->b, prev->m,
+                  &pattern, pool);
+}
+
+/* Split rows (see SPLIT): the ranges fold, then one apply pass over the rows. Not
+ * inlined: its coefficients stay out of the other calls' frames. */
+static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t per)
+{
+    size_t c = j->shape->c;
+    float a[SPLIT], b[SPLIT], m[SPLIT];
+    j->fold_a = a, j->fold_b = b, j->fold_m = m;
+    run_ranges(fwd_range, j, c, per);
+    /* no pattern: rows of over a block are their own period */
+    fwd_apply(j->kt, j->shape, j->g, j->x, j->y, 0, c, a, b, m, NULL, true);
 }
 
 bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -561,11 +600,16 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
         return BNORM_ERR_ALIAS;
 
     fwd_job j = {kt, shape, {g[0], g[1]}, {0}, x, y, gamma, beta, eps, save_mean,
-                 save_invstd, running, (double)shape->n * (double)shape->spatial, false};
+                 save_invstd, running, (double)shape->n * (double)shape->spatial, false,
+                 NULL, NULL, NULL};
     const bnorm_geom *gw[3] = {&g[0], &g[0], &g[1]};
     walk_init(&j.w, shape, gw, c);
     j.pipe = !j.w.rows && !bnorm_apply_plan_streams(&g[1]);
-    run_ranges(fwd_range, &j, c, task_channels(&j.w, c, shape->n * shape->spatial));
+    size_t per = task_channels(&j.w, c, shape->n * shape->spatial);
+    if (j.w.rows && per < c && c <= SPLIT && bnorm_parallel_active())
+        fwd_split(&j, per);
+    else
+        run_ranges(fwd_range, &j, c, per);
     return BNORM_OK;
 }
 
@@ -663,6 +707,9 @@ typedef struct bwd_job {
     size_t mi; /* m as a count */
     size_t c;
     bool pipe;
+    /* Set (split rows, see SPLIT): the folded channels go to fold_a/b/k[c], and the
+     * caller applies them. */
+    float *fold_a, *fold_b, *fold_k;
 } bwd_job;
 
 /* The backward over channels [c0_range, c1). */
@@ -725,12 +772,27 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
         if (pipe) { /* applied with the next block's dot products, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
+        } else if (dx && j->fold_a) {
+            memcpy(j->fold_a + c0, cur->a, nc * sizeof(float));
+            memcpy(j->fold_b + c0, cur->b, nc * sizeof(float));
+            memcpy(j->fold_k + c0, cur->k, nc * sizeof(float));
         } else if (dx) {
             bwd_apply(kt, &w, x, dy, dx, save_mean, cur, pool);
         }
     }
     if (prev)
         bwd_apply(kt, &w, x, dy, dx, save_mean, prev, pool);
+}
+
+/* Split rows (see SPLIT): the ranges fold, then one apply pass over the rows. Not
+ * inlined: its coefficients stay out of the other calls' frames. */
+static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t per)
+{
+    float a[SPLIT], b[SPLIT], k[SPLIT];
+    j->fold_a = a, j->fold_b = b, j->fold_k = k;
+    run_ranges(bwd_range, j, j->c, per);
+    walk w = walk_block(&j->w, j->c);
+    apply2_block(j->kt, &w, j->x, j->dy, j->dx, a, b, j->save_mean, k, true);
 }
 
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -759,11 +821,15 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
 
     bwd_job j = {kt, {0}, x, dy, dx, gamma, save_mean, save_invstd, dgamma, dbeta,
                  (double)shape->n * (double)shape->spatial, shape->n * shape->spatial, c,
-                 false};
+                 false, NULL, NULL, NULL};
     const bnorm_geom *gw[3] = {&g[0], &g[1], &g[2]};
     walk_init(&j.w, shape, gw, c);
     j.pipe = dx && !j.w.rows;
-    run_ranges(bwd_range, &j, c, task_channels(&j.w, c, j.mi));
+    size_t per = task_channels(&j.w, c, j.mi);
+    if (dx && j.w.rows && per < c && c <= SPLIT && bnorm_parallel_active())
+        bwd_split(&j, per);
+    else
+        run_ranges(bwd_range, &j, c, per);
     return BNORM_OK;
 }
 
