@@ -49,15 +49,9 @@ ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
 #define BM(i, k) (rows ? _mm256_maskload_ps(b + (i), k) : vb)
 #define MM(i, k) (rows ? _mm256_maskload_ps(m + (i), k) : vm)
 /* v for the 8 floats at i; VM loads only the lanes in k, the only ones stored. */
-#define V(i)                                                                        \
-    _mm256_fmadd_ps(center ? _mm256_sub_ps(_mm256_loadu_ps(x + (i)), M(i))          \
-                           : _mm256_loadu_ps(x + (i)),                              \
-                    A(i), B(i))
+#define V(i) APPLY_VALUE(_mm256_loadu_ps(x + (i)), A(i), B(i), M(i), center)
 #define VM(i, k)                                                                    \
-    _mm256_fmadd_ps(center ? _mm256_sub_ps(_mm256_maskload_ps(x + (i), k),          \
-                                           MM(i, k))                                \
-                           : _mm256_maskload_ps(x + (i), k),                        \
-                    AM(i, k), BM(i, k))
+    APPLY_VALUE(_mm256_maskload_ps(x + (i), k), AM(i, k), BM(i, k), MM(i, k), center)
     size_t i = 0;
     if (stream) {
         size_t head = align_head(y);
@@ -114,8 +108,7 @@ ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, float *y,
                              __m256 lo, __m256 hi, bool clamp, bool center)
 {
 #define X(r, i) _mm256_loadu_ps(x + (r) * xs + (i))
-#define V(r, i, va, vb, vm)                                                         \
-    _mm256_fmadd_ps(center ? _mm256_sub_ps(X(r, i), vm) : X(r, i), va, vb)
+#define V(r, i, va, vb, vm) APPLY_VALUE(X(r, i), va, vb, vm, center)
 #define LM(i) (center ? _mm256_loadu_ps(m + (i)) : z)
     __m256 z = _mm256_setzero_ps();
     size_t i = 0;
@@ -149,7 +142,7 @@ ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, float *y,
         __m256 m0 = center ? _mm256_maskload_ps(m + i, k) : z;
         for (size_t r = 0; r < ROW_TILE; r++) {
             __m256 xv = _mm256_maskload_ps(x + r * xs + i, k);
-            __m256 v = _mm256_fmadd_ps(center ? _mm256_sub_ps(xv, m0) : xv, a0, b0);
+            __m256 v = APPLY_VALUE(xv, a0, b0, m0, center);
             _mm256_maskstore_ps(y + r * ys + i, k, act(v, lo, hi, clamp));
         }
     }
@@ -209,9 +202,7 @@ ALWAYS_INLINE void stream4(run r[4], __m256 lo, __m256 hi, bool rows, bool clamp
 #define B(k, i) (rows ? _mm256_loadu_ps(r[k].b + (i)) : r[k].vb)
 #define M(k, i) (rows ? _mm256_loadu_ps(r[k].m + (i)) : r[k].vm)
 #define V(k, i)                                                                     \
-    _mm256_fmadd_ps(center ? _mm256_sub_ps(_mm256_loadu_ps(r[k].x + (i)), M(k, i))  \
-                           : _mm256_loadu_ps(r[k].x + (i)),                         \
-                    A(k, i), B(k, i))
+    APPLY_VALUE(_mm256_loadu_ps(r[k].x + (i)), A(k, i), B(k, i), M(k, i), center)
     for (; j + 32 <= common; j += 32) {
         for (int k = 0; k < 4; k++) {
             __m256 v0 = V(k, j), v1 = V(k, j + 8), v2 = V(k, j + 16), v3 = V(k, j + 24);

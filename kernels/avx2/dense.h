@@ -60,7 +60,7 @@ ALWAYS_INLINE __m256 dense_value(__m256 xv, __m256 dv, dense_par q, const dense_
 {
     if (two)
         return apply2_value(xv, dv, q.a, q.b, q.m, q.k);
-    __m256 v = _mm256_fmadd_ps(center ? _mm256_sub_ps(xv, q.m) : xv, q.a, q.b);
+    __m256 v = APPLY_VALUE(xv, q.a, q.b, q.m, center);
     return act(v, r->lo, r->hi, clamp);
 }
 

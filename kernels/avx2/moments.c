@@ -55,7 +55,7 @@ ALWAYS_INLINE __m256d widen_sub(const float *x, __m256d k)
  * what apply_planes computes with BNORM_KF_CENTER. */
 ALWAYS_INLINE __m256 centered(const float *x, __m256 a, __m256 b, __m256 m)
 {
-    return _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x), m), a, b);
+    return APPLY_VALUE(_mm256_loadu_ps(x), a, b, m, true);
 }
 
 /* The moments of one plane xp; with `fused`, also the centered apply of the plane u
@@ -97,8 +97,7 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
         }
         if (j < len) {
             __m256i q = tail_mask(len - j);
-            __m256 v = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_maskload_ps(u + j, q), vm), va,
-                                       vb);
+            __m256 v = APPLY_VALUE(_mm256_maskload_ps(u + j, q), va, vb, vm, true);
             _mm256_maskstore_ps(y + j, q, v);
         }
     }
