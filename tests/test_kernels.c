@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "conformance.h"
+#include "test_util.h"
 
 #define DEFAULT_SEED 0x6b65726e31ull
 #define SENTINEL (-777.0f)
@@ -109,19 +110,16 @@ Test(kernels, apply_stream_equals_plain, .timeout = 300)
     uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
     bnorm_rng rng;
     bnorm_rng_init(&rng, seed);
-    bnorm_conf_table tables[16];
-    size_t nt = bnorm_conf_tables(tables, 16);
+    tables run = runnable_tables();
     size_t cases = 0;
-    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
-        if (!tables[ti].runnable)
-            continue;
+    for (size_t ti = 0; ti < run.n; ti++) {
         for (int rows = 0; rows < 2; rows++)
             for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
                 for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
                     for (unsigned fl = 0; fl < 8; fl++) {
                         if (!(fl & BNORM_KF_STREAM))
                             continue;
-                        stream_case(&tables[ti], rows, counts[ci], lens[li], fl, &rng,
+                        stream_case(&run.t[ti], rows, counts[ci], lens[li], fl, &rng,
                                     seed);
                         cases++;
                     }
@@ -204,18 +202,15 @@ static void run_fused_cases(fused_case_fn one, uint64_t salt)
     uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
     bnorm_rng rng;
     bnorm_rng_init(&rng, seed ^ salt);
-    bnorm_conf_table tables[16];
-    size_t nt = bnorm_conf_tables(tables, 16);
+    tables run = runnable_tables();
     size_t cases = 0;
     static const size_t fcounts[] = {1, 2, 3, 5, 16};
-    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
-        if (!tables[ti].runnable)
-            continue;
+    for (size_t ti = 0; ti < run.n; ti++) {
         for (size_t len = 1; len <= 80; len++)
             for (size_t ci = 0; ci < sizeof fcounts / sizeof fcounts[0]; ci++, cases++)
-                one(&tables[ti], fcounts[ci], len, &rng, seed);
+                one(&run.t[ti], fcounts[ci], len, &rng, seed);
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++, cases++)
-            one(&tables[ti], 3, lens[li], &rng, seed);
+            one(&run.t[ti], 3, lens[li], &rng, seed);
     }
     cr_expect(cases > 0, "no runnable kernel table");
 }
@@ -353,16 +348,13 @@ Test(kernels, apply_dense_equals_apply_planes, .timeout = 300)
     uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
     bnorm_rng rng;
     bnorm_rng_init(&rng, seed ^ 0x64656e7365ull);
-    bnorm_conf_table tables[16];
-    size_t nt = bnorm_conf_tables(tables, 16);
+    tables run = runnable_tables();
     size_t cases = 0;
-    for (size_t ti = 0; ti < nt && ti < 16; ti++) {
-        if (!tables[ti].runnable)
-            continue;
+    for (size_t ti = 0; ti < run.n; ti++) {
         for (size_t li = 0; li < sizeof dense_lens / sizeof dense_lens[0]; li++)
             for (size_t ci = 0; ci < sizeof dense_counts / sizeof dense_counts[0]; ci++)
                 for (unsigned fl = 0; fl < 8; fl++, cases++)
-                    dense_case(&tables[ti], dense_counts[ci], dense_lens[li], fl, &rng,
+                    dense_case(&run.t[ti], dense_counts[ci], dense_lens[li], fl, &rng,
                                seed);
     }
     cr_expect(cases > 0, "no runnable kernel table");

@@ -9,6 +9,7 @@
 
 #include "conformance.h"
 #include "ops.h"
+#include "test_util.h"
 #if BNORM_TEST_OPENMP
 #include "bnorm_openmp.h"
 #endif
@@ -128,8 +129,7 @@ typedef void (*configure_fn)(int variant);
 static void check_identical_data(const char *what, configure_fn configure, int variants,
                                  bool cancel)
 {
-    bnorm_conf_table tables[16];
-    size_t nt = bnorm_conf_tables(tables, 16);
+    tables run = runnable_tables();
     bnorm_rng r;
     bnorm_rng_init(&r, SEED);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -153,21 +153,19 @@ static void check_identical_data(const char *what, configure_fn configure, int v
             params[i] = (float)bnorm_rng_normal(&r);
         for (size_t i = 0; i < c; i++)
             params[3 * c + i] = (float)(0.5 + bnorm_rng_uniform(&r));
-        for (size_t t = 0; t < nt; t++) {
-            if (!tables[t].runnable)
-                continue;
+        for (size_t t = 0; t < run.n; t++) {
             bnorm_set_parallel_for(NULL, NULL);
-            run_all(tables[t].k, sh, x, dy, params, &serial);
+            run_all(run.t[t].k, sh, x, dy, params, &serial);
             for (int v = 0; v < variants; v++) {
                 memset(par.buf, 0, total * sizeof(float));
                 configure(v);
-                run_all(tables[t].k, sh, x, dy, params, &par);
+                run_all(run.t[t].k, sh, x, dy, params, &par);
                 bnorm_set_parallel_for(NULL, NULL);
                 cr_assert_eq(par.count, serial.count);
                 cr_expect(memcmp(par.buf, serial.buf, serial.count * sizeof(float)) == 0,
                           "%s variant %d [%s] shape %zux%zux%zu %s%s: results differ from "
                           "the serial run",
-                          what, v, tables[t].label, sh->n, sh->c, sh->spatial,
+                          what, v, run.t[t].label, sh->n, sh->c, sh->spatial,
                           sh->layout == BNORM_NCHW ? "nchw" : "nhwc",
                           cancel ? " cancelling" : "");
             }
