@@ -4,7 +4,6 @@
  * harness lives in conformance/ and is the same one bnorm-check runs.
  */
 #include <criterion/criterion.h>
-#include <stdio.h>
 
 #include "conformance.h"
 #include "test_util.h"
