@@ -185,6 +185,27 @@ static void each_span(const walk *w, size_t r0, size_t r1, span_fn span, const v
     }
 }
 
+/*
+ * A serial apply pass runs its items last chunk first, each chunk of about TAIL_CHUNK
+ * elements walked forward: the reduction before it read them first to last, so the
+ * caches hold the end of the block, which a pass from the start would evict before it
+ * got there. (NHWC training forward, AVX2, one thread: 1x64x112x112 347 -> 299 us,
+ * 16x256x14x14 378 -> 321 us, 32x64x56x56 5.2 -> 2.9 ms; chunks of 128k elements beat
+ * 32k. The apply is elementwise: the order changes no result.)
+ */
+#define TAIL_CHUNK ((size_t)128 << 10)
+
+static void last_first(size_t items, size_t len, void (*run)(const void *, size_t, size_t),
+                       const void *ctx)
+{
+    size_t per = TAIL_CHUNK / len ? TAIL_CHUNK / len : 1;
+    for (size_t end = items; end > 0;) {
+        size_t begin = end > per ? end - per : 0;
+        run(ctx, begin, end);
+        end = begin;
+    }
+}
+
 /* One pass of row chunks of a block: chunk first + t sums into p1, p2 + t * len. */
 typedef struct chunk_job {
     const bnorm_kernels *kt;
@@ -425,6 +446,11 @@ typedef struct fwd_block {
     float a[BLOCK], b[BLOCK], m[BLOCK];
 } fwd_block;
 
+static void plan_range(const void *plan, size_t begin, size_t end)
+{
+    bnorm_apply_plan_run(plan, begin, end);
+}
+
 /* The forward's apply pass over channels [c0, c0 + nc) folded into a, b, m. */
 static void fwd_apply(const bnorm_kernels *kt, const bnorm_shape *shape,
                       const bnorm_geom g[2], const float *x, float *y, size_t c0, size_t nc,
@@ -437,7 +463,7 @@ static void fwd_apply(const bnorm_kernels *kt, const bnorm_shape *shape,
     if (pool)
         bnorm_apply_plan_execute(&plan);
     else
-        bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+        last_first(bnorm_apply_plan_items(&plan), plan.len, plan_range, &plan);
 }
 
 typedef struct fwd_job {
@@ -642,11 +668,16 @@ static void apply2_span(const void *ctx, const size_t off[3], size_t count, size
                        j->m, j->k);
 }
 
+static void apply2_range(const void *job, size_t r0, size_t r1)
+{
+    each_span(((const apply2_job *)job)->w, r0, r1, apply2_span, job);
+}
+
 static void apply2_task(void *context, size_t t)
 {
     const apply2_job *j = context;
     size_t total = j->w->groups * j->w->items, r0 = t * j->per_task;
-    each_span(j->w, r0, total - r0 < j->per_task ? total : r0 + j->per_task, apply2_span, j);
+    apply2_range(j, r0, total - r0 < j->per_task ? total : r0 + j->per_task);
 }
 
 /* dx = a * dy + b * (x - m) + k over a block of channels; with `pool`, rows in tasks
@@ -675,7 +706,7 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
         j.per_task = bnorm_task_items(total, w->len);
         bnorm_parallel_run(apply2_task, &j, (total + j.per_task - 1) / j.per_task);
     } else {
-        apply2_task(&j, 0);
+        last_first(total, w->len, apply2_range, &j);
     }
 }
 
