@@ -189,9 +189,10 @@ static void each_span(const walk *w, size_t r0, size_t r1, span_fn span, const v
  * A serial apply pass runs its items last chunk first, each chunk of about TAIL_CHUNK
  * elements walked forward: the reduction before it read them first to last, so the
  * caches hold the end of the block, which a pass from the start would evict before it
- * got there. (NHWC training forward, AVX2, one thread: 1x64x112x112 347 -> 299 us,
- * 16x256x14x14 378 -> 321 us, 32x64x56x56 5.2 -> 2.9 ms; chunks of 128k elements beat
- * 32k. The apply is elementwise: the order changes no result.)
+ * got there. (NHWC, AVX2, one thread: 1x64x112x112 forward 329 -> 300 us, backward
+ * 560 -> 512 us; 1x256x56x56 and 16x256x14x14 forward 351 -> 322 us; chunks of 128k
+ * elements a little faster than 32k. The apply is elementwise: the order changes no
+ * result.)
  */
 #define TAIL_CHUNK ((size_t)128 << 10)
 
@@ -803,7 +804,7 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
         if (pipe) { /* applied with the next block's dot products, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
-        } else if (dx && j->fold_a) {
+        } else if (j->fold_a) { /* set only with dx */
             memcpy(j->fold_a + c0, cur->a, nc * sizeof(float));
             memcpy(j->fold_b + c0, cur->b, nc * sizeof(float));
             memcpy(j->fold_k + c0, cur->k, nc * sizeof(float));
