@@ -1,9 +1,11 @@
 /*
  * Host-driven parallelism: every operation gives bit-identical results serially, through
  * a pool of 1, 2, 4 or 16 OpenMP threads, through pthreadpool, and with a parallel-for
- * that runs the tasks in reverse order; every kernel table this CPU can run.
+ * that runs the tasks in reverse order; every kernel table this CPU can run. And the
+ * stack a call needs.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -240,4 +242,69 @@ Test(parallel, setting_is_per_thread_and_clearable)
     bnorm_shape sh = {1, 64, 64, BNORM_NCHW};
     cr_assert_eq(bnorm_inference_apply(&sh, x, NULL, y, NULL, s, b, NULL), BNORM_OK);
     cr_expect_eq(reverse_ranges, 0, "a cleared parallel-for was still used");
+}
+
+/*
+ * A call's stack (docs/guide.md: up to about 60 KB in training, where a block of
+ * channels' partial sums and coefficients live): every operation on every shape above,
+ * serially and through a pool that runs the tasks on the calling thread (the deepest
+ * chain: a split call's frame, its range task's, then the reduction's), on a thread
+ * with 256 KB of stack, four times that: room for sanitizers' larger frames. An
+ * overflow runs into the guard page below the stack and crashes the test. Statuses
+ * are counted here and asserted on the test's own thread.
+ */
+#define SMALL_STACK ((size_t)256 << 10)
+
+static void *every_op(void *arg)
+{
+    size_t *failures = arg;
+    for (int pool = 0; pool < 2; pool++) {
+        bnorm_set_parallel_for(pool ? reverse_parallel_for : NULL, NULL);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const bnorm_shape *sh = &shapes[si];
+            size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
+            float *t = malloc((4 * n + 8 * c) * sizeof(float));
+            if (!t) {
+                (*failures)++;
+                continue;
+            }
+            float *x = t, *y = t + n, *dy = t + 2 * n, *dx = t + 3 * n, *p = t + 4 * n;
+            for (size_t i = 0; i < n; i++) {
+                x[i] = (float)(i % 7);
+                dy[i] = (float)(i % 5) - 2.0f;
+            }
+            for (size_t i = 0; i < 8 * c; i++)
+                p[i] = 1.0f;
+            float *gamma = p, *beta = p + c, *mean = p + 2 * c, *var = p + 3 * c;
+            float *smean = p + 4 * c, *sinv = p + 5 * c, *dg = p + 6 * c, *db = p + 7 * c;
+            bnorm_running_stats run = {mean, var, 0.1f, BNORM_MOMENTUM_PYTORCH};
+            bnorm_status st[] = {
+                bnorm_training_forward(sh, x, NULL, y, NULL, gamma, beta, 1e-5f, smean,
+                                       sinv, &run),
+                bnorm_training_backward(sh, x, NULL, dy, NULL, gamma, smean, sinv, dx, NULL,
+                                        dg, db),
+                bnorm_inference(sh, x, NULL, y, NULL, gamma, beta, mean, var, 1e-5f, NULL),
+                bnorm_inference_apply(sh, x, NULL, y, NULL, gamma, beta, NULL),
+                bnorm_frozen_backward(sh, dy, NULL, gamma, var, 1e-5f, dx, NULL),
+            };
+            for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+                *failures += st[i] != BNORM_OK;
+            free(t);
+        }
+    }
+    bnorm_set_parallel_for(NULL, NULL);
+    return NULL;
+}
+
+Test(parallel, every_op_fits_a_small_stack)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    size_t failures = 0;
+    cr_assert_eq(pthread_attr_init(&attr), 0);
+    cr_assert_eq(pthread_attr_setstacksize(&attr, SMALL_STACK), 0);
+    cr_assert_eq(pthread_create(&thread, &attr, every_op, &failures), 0);
+    cr_assert_eq(pthread_join(thread, NULL), 0);
+    pthread_attr_destroy(&attr);
+    cr_expect_eq(failures, 0, "%zu calls failed", failures);
 }
