@@ -245,6 +245,86 @@ Test(parallel, setting_is_per_thread_and_clearable)
 }
 
 /*
+ * Strided tensors through a pool (padded pixels or planes, gaps between images): the
+ * training forward and backward give the serial results bit for bit and leave the
+ * gaps alone. Shapes take the split rows (C up to 1024 over few rows), the row
+ * chunks, one row per image, and planes.
+ */
+static const bnorm_shape strided_shapes[] = {
+    {2, 600, 9, BNORM_NHWC}, {3, 1000, 1, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC},
+    {2, 64, 49, BNORM_NCHW},
+};
+
+#define GAP (-333.0f)
+
+static void strided_training(const bnorm_kernels *k, const bnorm_shape *sh,
+                             const bnorm_strides *st, size_t extent, const float *x,
+                             const float *dy, const float *gamma, float *out)
+{
+    size_t c = sh->c;
+    float *y = out, *dx = out + extent, *stats = out + 2 * extent;
+    for (size_t i = 0; i < 2 * extent; i++)
+        out[i] = GAP;
+    cr_assert_eq(bnorm_training_forward_with(k, sh, x, st, y, st, gamma, gamma + c, 1e-5f,
+                                             stats, stats + c, NULL),
+                 BNORM_OK);
+    cr_assert_eq(bnorm_training_backward_with(k, sh, x, st, dy, st, gamma, stats,
+                                              stats + c, dx, st, stats + 2 * c,
+                                              stats + 3 * c),
+                 BNORM_OK);
+}
+
+Test(parallel, strided_is_identical)
+{
+    tables run = runnable_tables();
+    bnorm_rng r;
+    bnorm_rng_init(&r, SEED ^ 0x5717);
+    for (size_t si = 0; si < sizeof strided_shapes / sizeof strided_shapes[0]; si++) {
+        const bnorm_shape *sh = &strided_shapes[si];
+        size_t c = sh->c;
+        bool nhwc = sh->layout == BNORM_NHWC;
+        bnorm_strides st = {nhwc ? c + 5 : sh->spatial + 3, 0};
+        st.batch = (nhwc ? sh->spatial : c) * st.inner + 7;
+        size_t extent = (sh->n - 1) * st.batch + (nhwc ? sh->spatial : c) * st.inner;
+        size_t total = 2 * extent + 4 * c;
+        float *x = malloc(extent * sizeof(float)), *dy = malloc(extent * sizeof(float));
+        float *gamma = malloc(2 * c * sizeof(float));
+        float *serial = malloc(total * sizeof(float)), *par = malloc(total * sizeof(float));
+        cr_assert(x && dy && gamma && serial && par);
+        for (size_t i = 0; i < extent; i++) {
+            x[i] = (float)(3.0 + bnorm_rng_normal(&r));
+            dy[i] = (float)bnorm_rng_normal(&r);
+        }
+        for (size_t i = 0; i < 2 * c; i++)
+            gamma[i] = (float)bnorm_rng_normal(&r);
+        for (size_t t = 0; t < run.n; t++) {
+            bnorm_set_parallel_for(NULL, NULL);
+            strided_training(run.t[t].k, sh, &st, extent, x, dy, gamma, serial);
+            reverse_ranges = 0;
+            bnorm_set_parallel_for(reverse_parallel_for, NULL);
+            strided_training(run.t[t].k, sh, &st, extent, x, dy, gamma, par);
+            bnorm_set_parallel_for(NULL, NULL);
+            cr_expect(reverse_ranges > 0, "[%s] %zux%zux%zu: no task split", run.t[t].label,
+                      sh->n, sh->c, sh->spatial);
+            cr_expect(memcmp(par, serial, total * sizeof(float)) == 0,
+                      "[%s] strided %zux%zux%zu %s: results differ from the serial run",
+                      run.t[t].label, sh->n, sh->c, sh->spatial, nhwc ? "nhwc" : "nchw");
+            size_t gaps = 0, elements = 0; /* padding stays GAP */
+            for (size_t i = 0; i < extent; i++) {
+                size_t img = i / st.batch, in = i % st.batch;
+                bool gap = img >= sh->n || in >= (nhwc ? sh->spatial : c) * st.inner ||
+                           in % st.inner >= (nhwc ? c : sh->spatial);
+                elements += !gap;
+                gaps += gap && (par[i] != GAP || par[extent + i] != GAP);
+            }
+            cr_assert_eq(elements, sh->n * c * sh->spatial);
+            cr_expect_eq(gaps, 0, "[%s] %zu padding values written", run.t[t].label, gaps);
+        }
+        free(x), free(dy), free(gamma), free(serial), free(par);
+    }
+}
+
+/*
  * A call's stack (docs/guide.md: up to about 60 KB in training, where a block of
  * channels' partial sums and coefficients live): every operation on every shape above,
  * serially and through a pool that runs the tasks on the calling thread (the deepest
