@@ -823,8 +823,7 @@ static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t per)
     float a[SPLIT], b[SPLIT], k[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_k = k;
     run_ranges(bwd_range, j, j->c, per);
-    walk w = walk_block(&j->w, j->c);
-    apply2_block(j->kt, &w, j->x, j->dy, j->dx, a, b, j->save_mean, k, true);
+    apply2_block(j->kt, &j->w, j->x, j->dy, j->dx, a, b, j->save_mean, k, true);
 }
 
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,

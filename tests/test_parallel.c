@@ -63,7 +63,7 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
                                              smean, sinv, &run),
                  BNORM_OK);
     p += n + 4 * c;
-    /* in place: every statistic is taken before the apply pass writes over x */
+    /* in place: each channel's statistics are taken before its outputs overwrite x */
     memcpy(p, x, n * sizeof(float));
     cr_assert_eq(bnorm_training_forward_with(k, sh, p, NULL, p, NULL, gamma, beta, 1e-5f,
                                              NULL, NULL, NULL),
@@ -246,9 +246,9 @@ Test(parallel, setting_is_per_thread_and_clearable)
 
 /*
  * Strided tensors through a pool (padded pixels or planes, gaps between images): the
- * training forward and backward give the serial results bit for bit and leave the
- * gaps alone. Shapes take the split rows (C up to 1024 over few rows), the row
- * chunks, one row per image, and planes.
+ * training forward (with and without gamma and beta) and backward give the serial
+ * results bit for bit and leave the gaps alone. The shapes take the split rows (C up
+ * to 1024 over few rows), the row chunks, one row per image, and planes.
  */
 static const bnorm_shape strided_shapes[] = {
     {2, 600, 9, BNORM_NHWC}, {3, 1000, 1, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC},
@@ -262,8 +262,8 @@ static void strided_training(const bnorm_kernels *k, const bnorm_shape *sh,
                              const float *dy, const float *gamma, float *out)
 {
     size_t c = sh->c;
-    float *y = out, *dx = out + extent, *stats = out + 2 * extent;
-    for (size_t i = 0; i < 2 * extent; i++)
+    float *y = out, *dx = out + extent, *y1 = out + 2 * extent, *stats = out + 3 * extent;
+    for (size_t i = 0; i < 3 * extent; i++)
         out[i] = GAP;
     cr_assert_eq(bnorm_training_forward_with(k, sh, x, st, y, st, gamma, gamma + c, 1e-5f,
                                              stats, stats + c, NULL),
@@ -271,6 +271,10 @@ static void strided_training(const bnorm_kernels *k, const bnorm_shape *sh,
     cr_assert_eq(bnorm_training_backward_with(k, sh, x, st, dy, st, gamma, stats,
                                               stats + c, dx, st, stats + 2 * c,
                                               stats + 3 * c),
+                 BNORM_OK);
+    /* gamma and beta NULL (1 and 0) */
+    cr_assert_eq(bnorm_training_forward_with(k, sh, x, st, y1, st, NULL, NULL, 1e-5f, NULL,
+                                             NULL, NULL),
                  BNORM_OK);
 }
 
@@ -286,7 +290,7 @@ Test(parallel, strided_is_identical)
         bnorm_strides st = {nhwc ? c + 5 : sh->spatial + 3, 0};
         st.batch = (nhwc ? sh->spatial : c) * st.inner + 7;
         size_t extent = (sh->n - 1) * st.batch + (nhwc ? sh->spatial : c) * st.inner;
-        size_t total = 2 * extent + 4 * c;
+        size_t total = 3 * extent + 4 * c;
         float *x = malloc(extent * sizeof(float)), *dy = malloc(extent * sizeof(float));
         float *gamma = malloc(2 * c * sizeof(float));
         float *serial = malloc(total * sizeof(float)), *par = malloc(total * sizeof(float));
@@ -315,7 +319,8 @@ Test(parallel, strided_is_identical)
                 bool gap = img >= sh->n || in >= (nhwc ? sh->spatial : c) * st.inner ||
                            in % st.inner >= (nhwc ? c : sh->spatial);
                 elements += !gap;
-                gaps += gap && (par[i] != GAP || par[extent + i] != GAP);
+                gaps += gap && (par[i] != GAP || par[extent + i] != GAP ||
+                                par[2 * extent + i] != GAP);
             }
             cr_assert_eq(elements, sh->n * c * sh->spatial);
             cr_expect_eq(gaps, 0, "[%s] %zu padding values written", run.t[t].label, gaps);
@@ -325,16 +330,23 @@ Test(parallel, strided_is_identical)
 }
 
 /*
- * A call's stack (docs/guide.md: up to about 60 KB in training, where a block of
- * channels' partial sums and coefficients live): every operation on every shape above,
- * serially and through a pool that runs the tasks on the calling thread (the deepest
- * chain: a split call's frame, its range task's, then the reduction's), on a thread
- * with 256 KB of stack, four times that: room for sanitizers' larger frames. An
- * overflow runs into the guard page below the stack and crashes the test. Statuses
- * are counted here and asserted on the test's own thread.
+ * A call's stack (docs/guide.md: in an optimized build, up to about 60 KB in
+ * training, where a block of channels' partial sums and coefficients live): every
+ * operation on every shape above, serially and through a pool that runs the tasks on
+ * the calling thread (the deepest chain: a split call's frame, its range task's, then
+ * the reduction's), on a thread with SMALL_STACK of stack over a 64 KB guard, larger
+ * than any frame, so that an overflow crashes the test instead of jumping the guard.
+ * Statuses are counted here and asserted on the test's own thread. Unoptimized
+ * builds need far more (the guide says so): the test is not built there.
  */
-#define SMALL_STACK ((size_t)256 << 10)
+#if defined(__SANITIZE_ADDRESS__)
+#define SMALL_STACK ((size_t)256 << 10) /* AddressSanitizer's frames are larger */
+#else
+#define SMALL_STACK ((size_t)96 << 10)
+#endif
+#define STACK_GUARD ((size_t)64 << 10)
 
+#if defined(__OPTIMIZE__)
 static void *every_op(void *arg)
 {
     size_t *failures = arg;
@@ -383,8 +395,10 @@ Test(parallel, every_op_fits_a_small_stack)
     size_t failures = 0;
     cr_assert_eq(pthread_attr_init(&attr), 0);
     cr_assert_eq(pthread_attr_setstacksize(&attr, SMALL_STACK), 0);
+    cr_assert_eq(pthread_attr_setguardsize(&attr, STACK_GUARD), 0);
     cr_assert_eq(pthread_create(&thread, &attr, every_op, &failures), 0);
     cr_assert_eq(pthread_join(thread, NULL), 0);
     pthread_attr_destroy(&attr);
     cr_expect_eq(failures, 0, "%zu calls failed", failures);
 }
+#endif

@@ -46,8 +46,8 @@ ALWAYS_INLINE size_t align_head(const float *y)
 /* The apply in its contract order (kernels.h): fma(x - m, a, b) with center (x - m
  * rounded first), fma(x, a, b) without. Every AVX2 apply and the forward's fused
  * walks (moments.c, dense.h) use this one, so their results are the same bits. A
- * macro: m (often a load, from an m that is NULL without center) and x are
- * evaluated only in the branch that uses them. */
+ * macro, so that m (often a load, from an m that is NULL without center) is
+ * evaluated only with center. */
 #define APPLY_VALUE(x, a, b, m, center)                                             \
     _mm256_fmadd_ps((center) ? _mm256_sub_ps((x), (m)) : (x), (a), (b))
 
