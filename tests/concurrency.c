@@ -16,6 +16,10 @@
 #define THREADS 6
 #define C 32
 #define S 1024
+/* NHWC rows of WIDE_C channels over WIDE_S pixels: with a pool, the split rows (range
+ * tasks fold into the caller's coefficients, then one apply pass over the rows). */
+#define WIDE_C 600
+#define WIDE_S 9
 
 static pthread_barrier_t start;
 
@@ -53,7 +57,7 @@ static void *worker(void *arg)
 {
     int id = (int)(size_t)arg;
     float *x = malloc(2 * C * S * sizeof(float)), *y = x + C * S;
-    float gamma[C], beta[C], mean[C], invstd[C];
+    float gamma[C], beta[C], mean[C], invstd[C], wmean[WIDE_C], winv[WIDE_C];
     if (!x)
         return (void *)1;
     for (int i = 0; i < C * S; i++)
@@ -63,6 +67,7 @@ static void *worker(void *arg)
     if (id % 2)
         bnorm_set_parallel_for(two_thread_parallel_for, NULL);
     bnorm_shape sh = {1, C, S, id % 3 ? BNORM_NCHW : BNORM_NHWC};
+    bnorm_shape wide = {1, WIDE_C, WIDE_S, BNORM_NHWC};
     pthread_barrier_wait(&start);
     if (id == 0) /* switch the ISA while the others run */
         bnorm_set_isa(BNORM_ISA_SCALAR);
@@ -77,6 +82,12 @@ static void *worker(void *arg)
                                       invstd, NULL) != BNORM_OK;
         for (int c = 0; c < C; c++)
             bad |= !(mean[c] > -48.5f && mean[c] < 48.5f) || !(invstd[c] > 0.0f);
+        bad |= bnorm_training_forward(&wide, x, NULL, y, NULL, NULL, NULL, 1e-5f, wmean,
+                                      winv, NULL) != BNORM_OK;
+        bad |= bnorm_training_backward(&wide, x, NULL, y, NULL, NULL, wmean, winv,
+                                       y + WIDE_C * WIDE_S, NULL, NULL, NULL) != BNORM_OK;
+        for (int c = 0; c < WIDE_C; c++)
+            bad |= !(wmean[c] > -48.5f && wmean[c] < 48.5f) || !(winv[c] > 0.0f);
     }
     free(x);
     return (void *)(size_t)bad;
