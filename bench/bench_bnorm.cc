@@ -146,9 +146,9 @@ void register_bnorm(const Shape &shape, bool full)
         bool training = is_training(op.op);
         if (op.op != Op::apply && !training)
             continue;
+        const bnorm_kernels *k = bnorm_active_kernels();
         for (bnorm_layout l : layouts) {
             for (int threads = training ? 1 : 2; threads <= 2; threads++) {
-                const bnorm_kernels *k = bnorm_active_kernels();
                 std::string impl = std::string("bnorm-") + k->name + "-" + layout_name(l) +
                                    "-" + std::to_string(threads) + "t";
                 // Wall-clock time: CPU time would count the calling thread only.

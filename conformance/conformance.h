@@ -114,12 +114,12 @@ typedef struct bnorm_conf_op {
 } bnorm_conf_op;
 
 extern const bnorm_conf_op *const bnorm_conf_ops[];
+extern const size_t bnorm_conf_op_count;
 
 /* Counts one failed case in res; the first one's description and `what` become
  * res->first_failure. For the operations' run functions. */
 void bnorm_conf_fail(bnorm_conf_result *res, const bnorm_conf_op *op,
                      const bnorm_kernels *k, const bnorm_conf_case *cs, const char *what);
-extern const size_t bnorm_conf_op_count;
 
 /* The case bnorm_conf_run is running on this thread ("" between cases): what a
  * crash handler prints so that a fault names its case and seed. */

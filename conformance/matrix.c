@@ -8,9 +8,10 @@
  * below, at and above the kernels' vector (4, 8) and unroll (16, 32) widths in both
  * the contiguous dimension and the channel dimension. Tiny tensors (C = 1..33, one
  * or two pixels of one image: one kernel call, no plan) run in every memory variant.
- * A small-plane sweep (NCHW) runs every memory variant, and two more with images one
- * or more floats apart but dense planes inside each ("batch-gap", out of place and in
- * place). Rows shapes large enough for several chunks of training's row reductions
+ * A small-plane sweep (NCHW) runs every memory variant but the strided one (padded
+ * planes take the per-plane path), and two more with images one or more floats
+ * apart but dense planes inside each ("batch-gap", out of place and in place). Rows
+ * shapes large enough for several chunks of training's row reductions
  * (small C dense and strided, C over a block) follow. Activations and special values
  * (NaN, Inf, -0, denormals) rotate across cases.
  */

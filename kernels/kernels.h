@@ -126,7 +126,7 @@ typedef bnorm_f32_moments_apply_kernel *bnorm_f32_moments_apply_fn;
  * of block D (exactly dot_planes(count, len, x, x_stride, dy, dy_stride, m, sdy,
  * sdyx)) and the two-input apply of block A (exactly apply2_planes(count, len, xa,
  * xa_stride, dya, dya_stride, dxa, dxa_stride, a, b, ma, k)), bit for bit what the
- * two calls give one after the other, in one loop. dxa may equal dya (same stride);
+ * two calls give one after the other, in one pass. dxa may equal dya (same stride);
  * otherwise no output overlaps an input. An ISA without a fused loop composes them.
  */
 typedef void bnorm_f32_dot_apply2_kernel(size_t count, size_t len, const float *x,

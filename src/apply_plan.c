@@ -4,7 +4,6 @@
 #include "dispatch.h"
 #include "parallel.h"
 
-
 /* memcpy of n floats. The empty asm hides n's range from the optimizer: knowing
  * n <= BNORM_PATTERN_MAX, GCC expands memcpy inline as `rep movsq`, whose start-up
  * (tens of cycles per copy) dominated small tensors; the library call is faster. */

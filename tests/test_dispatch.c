@@ -653,6 +653,8 @@ Test(stream_threshold, bad_suffix) { cr_assert_eq(threshold_with("64MB"), defaul
 Test(stream_threshold, overflow)
 {
     cr_assert_eq(threshold_with("99999999999999999999999"), default_threshold());
+    /* read once: a value set after the first use changes nothing */
+    cr_assert_eq(setenv("BNORM_STREAM_THRESHOLD", "64M", 1), 0);
     cr_assert_eq(bnorm_stream_threshold(), default_threshold(), "read once");
 }
 Test(stream_threshold, suffix_overflow)

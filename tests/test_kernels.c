@@ -190,7 +190,8 @@ static bool fused_case(const bnorm_conf_table *t, size_t count, size_t len, bnor
 }
 
 /* The shapes both fused-kernel tests run, on every runnable table: every len up to
- * 80 with counts 1..16 (counts at most 16: the cases' per-plane arrays), then lens. */
+ * 80 with counts 1, 2, 3, 5 and 16 (at most 16: the cases' per-plane arrays), then
+ * lens. */
 typedef bool (*fused_case_fn)(const bnorm_conf_table *t, size_t count, size_t len,
                               bnorm_rng *rng, uint64_t seed);
 

@@ -1,7 +1,10 @@
-/* Helpers shared by the AVX2 kernels: tail masks and the prefetch distance. */
+/* Helpers shared by the AVX2 kernels: tail masks, the prefetch distance, the store
+ * alignment step, the apply expressions and the clamp, and the planes reductions'
+ * lane sums. */
 #ifndef BNORM_AVX2_UTIL_H
 #define BNORM_AVX2_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +54,16 @@ ALWAYS_INLINE size_t align_head(const float *y)
 #define APPLY_VALUE(x, a, b, m, center)                                             \
     _mm256_fmadd_ps((center) ? _mm256_sub_ps((x), (m)) : (x), (a), (b))
 
+ALWAYS_INLINE __m256 act(__m256 v, __m256 lo, __m256 hi, bool clamp)
+{
+    if (clamp) {
+        /* maxps/minps return their second operand when either is NaN: v. */
+        v = _mm256_max_ps(lo, v);
+        v = _mm256_min_ps(hi, v);
+    }
+    return v;
+}
+
 /* The two-input apply in its contract order (kernels.h): fma(a, dy, fma(b, x - m, k)).
  * apply2.c and the backward's fused walks (dot.c, dense.h) all use this one, so their
  * results are the same bits. */
@@ -83,6 +96,15 @@ ALWAYS_INLINE __m256d lanes4(__m256d v0, __m256d v1, __m256d v2, __m256d v3)
 typedef struct sums {
     __m256d s1, s2;
 } sums;
+
+/* The sums of four accumulator pairs, in one fixed order: (0 + 1) + (2 + 3). */
+ALWAYS_INLINE sums pair_sums(__m256d a0, __m256d a1, __m256d a2, __m256d a3, __m256d b0,
+                             __m256d b1, __m256d b2, __m256d b3)
+{
+    sums r = {_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)),
+              _mm256_add_pd(_mm256_add_pd(b0, b1), _mm256_add_pd(b2, b3))};
+    return r;
+}
 
 /* For every plane p < count: q = PLANE(p), then APPLY(p), then q's lanes added to
  * o1[p] and o2[p]; four planes at a time through lanes4, the rest one by one through

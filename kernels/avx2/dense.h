@@ -1,6 +1,6 @@
 /*
- * The walk of apply_planes_dense, shared by apply.c and the forward's fused
- * moments_apply_planes: count planes that follow each other are one array, walked
+ * The walk of apply_planes_dense, shared by apply.c and the fused training kernels
+ * (moments.c's moments_apply_planes, dot.c's dot_apply2_planes): count planes that follow each other are one array, walked
  * in full vectors on y's 32-byte grid. The first o floats up to that grid (o < 8 <=
  * len: all plane 0) are one masked vector; then each plane runs its whole vectors (4
  * at a time, then single), and the vector that holds the plane's last 1..7 floats
@@ -18,7 +18,6 @@
 #define BNORM_AVX2_DENSE_H
 
 #include <stdbool.h>
-#include <stdint.h>
 
 #include "avx2_util.h"
 
@@ -31,28 +30,19 @@ ALWAYS_INLINE bool dense_fused(size_t len)
     return len >= 8 && len <= 256;
 }
 
-ALWAYS_INLINE __m256 act(__m256 v, __m256 lo, __m256 hi, bool clamp)
-{
-    if (clamp) {
-        /* maxps/minps return their second operand when either is NaN: v. */
-        v = _mm256_max_ps(lo, v);
-        v = _mm256_min_ps(hi, v);
-    }
-    return v;
-}
+/* One plane's (or a straddling vector's blended) broadcasts. */
+typedef struct dense_par {
+    __m256 a, b, m, k;
+} dense_par;
 
 typedef struct dense_run {
     const float *x, *dy; /* dy: two-input only */
     float *y;
     const float *a, *b, *m, *k; /* k: two-input only */
     size_t len, i, e; /* i: the next vector; e: where the current plane ends */
-    __m256 ca, cb, cm, ck, lo, hi; /* the current plane's broadcasts; the clamp */
+    dense_par c;      /* the current plane's broadcasts */
+    __m256 lo, hi;    /* the clamp */
 } dense_run;
-
-/* One plane's (or a straddling vector's blended) broadcasts. */
-typedef struct dense_par {
-    __m256 a, b, m, k;
-} dense_par;
 
 /* The value of the vector whose x (and dy) values are xv (dv). */
 ALWAYS_INLINE __m256 dense_value(__m256 xv, __m256 dv, dense_par q, const dense_run *r,
@@ -72,20 +62,13 @@ ALWAYS_INLINE void dense_vec(const dense_run *r, size_t i, dense_par q, bool two
                      dense_value(_mm256_loadu_ps(r->x + i), dv, q, r, two, clamp, center));
 }
 
-ALWAYS_INLINE dense_par dense_cur(const dense_run *r)
-{
-    dense_par q = {r->ca, r->cb, r->cm, r->ck};
-    return q;
-}
-
 /* The n < 8 floats at i, with the current plane's broadcasts. */
 ALWAYS_INLINE void dense_masked(const dense_run *r, size_t i, size_t n, bool two,
                                 bool clamp, bool center)
 {
     __m256i q = tail_mask(n);
     __m256 dv = two ? _mm256_maskload_ps(r->dy + i, q) : _mm256_setzero_ps();
-    __m256 v = dense_value(_mm256_maskload_ps(r->x + i, q), dv, dense_cur(r), r, two, clamp,
-                           center);
+    __m256 v = dense_value(_mm256_maskload_ps(r->x + i, q), dv, r->c, r, two, clamp, center);
     _mm256_maskstore_ps(r->y + i, q, v);
 }
 
@@ -102,10 +85,10 @@ ALWAYS_INLINE void dense_begin(dense_run *r, size_t len, const float *x, const f
     r->lo = lo;
     r->hi = hi;
     r->len = len;
-    r->ca = _mm256_broadcast_ss(a);
-    r->cb = _mm256_broadcast_ss(b);
-    r->cm = center || two ? _mm256_broadcast_ss(m) : z;
-    r->ck = two ? _mm256_broadcast_ss(k) : z;
+    r->c.a = _mm256_broadcast_ss(a);
+    r->c.b = _mm256_broadcast_ss(b);
+    r->c.m = center || two ? _mm256_broadcast_ss(m) : z;
+    r->c.k = two ? _mm256_broadcast_ss(k) : z;
     r->x = x;
     r->dy = dy;
     r->y = y;
@@ -125,7 +108,7 @@ ALWAYS_INLINE void dense_begin(dense_run *r, size_t len, const float *x, const f
 ALWAYS_INLINE void dense_plane(dense_run *r, size_t p, bool last, bool two, bool clamp,
                                bool center)
 {
-    dense_par q = dense_cur(r);
+    dense_par q = r->c;
     size_t i = r->i, e = r->e;
     for (; i + 32 <= e; i += 32) {
         dense_vec(r, i, q, two, clamp, center);
@@ -146,10 +129,7 @@ ALWAYS_INLINE void dense_plane(dense_run *r, size_t p, bool last, bool two, bool
         dense_vec(r, i, s, two, clamp, center);
         i += 8;
         r->e = e + r->len;
-        r->ca = n.a;
-        r->cb = n.b;
-        r->cm = n.m;
-        r->ck = n.k;
+        r->c = n;
     }
     r->i = i;
 }

@@ -15,7 +15,7 @@
  *   (l0 + l1) + (l2 + l3) (lanes1; four planes at once, lanes4: the same sums), and
  *   the plane's sums are added to sdy[p], sdyx[p].
  *   The fused backward (dot_apply2_planes) interleaves the two-input apply into the
- *   dot loop, or, for short planes that follow each other (8 <= len <= 256), runs the
+ *   dot loop, or, for short planes that follow each other (dense_fused), runs the
  *   dense-planes walk (dense.h) after each plane's dot products.
  * rows: t = x - m rounded to float, then both widened, as in every ISA, so rows sums
  *   are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
@@ -117,9 +117,7 @@ ALWAYS_INLINE sums dot_plane(size_t len, const float *xp, const float *dp, doubl
         ACCD(a0, b0, d, _mm256_and_pd(t, keep));
     }
 #undef ACCD
-    sums r = {_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)),
-              _mm256_add_pd(_mm256_add_pd(b0, b1), _mm256_add_pd(b2, b3))};
-    return r;
+    return pair_sums(a0, a1, a2, a3, b0, b1, b2, b3);
 }
 
 /* The dot products of count planes into sdy, sdyx (each plane's lanes summed by lanes1,
@@ -135,13 +133,14 @@ ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_strid
 {
     /* then the next plane holds the 1..3 floats read past a plane */
     bool spill = x_stride == len && dy_stride == len && len >= 4;
+    bool inter = fused && !dense; /* the apply interleaved, plane by plane */
     dense_run run;
     if (dense)
         dense_begin(&run, len, xa, dya, dxa, a, b, ma, k, _mm256_setzero_ps(),
                     _mm256_setzero_ps(), true, false, true);
 /* plane p's apply2 parameters, when fused plane by plane */
 #define SIDE(p)                                                                     \
-    (fused && !dense                                                                \
+    (inter                                                                          \
          ? &(side){xa + (p) * xa_stride, dya + (p) * dya_stride,                    \
                    dxa + (p) * dxa_stride, _mm256_broadcast_ss(a + (p)),            \
                    _mm256_broadcast_ss(b + (p)), _mm256_broadcast_ss(ma + (p)),     \
@@ -149,7 +148,7 @@ ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_strid
          : NULL)
 #define PLANE(p)                                                                    \
     dot_plane(len, x + (p) * x_stride, dy + (p) * dy_stride, (double)m[p],           \
-              spill && (p) + 1 < count, fused && !dense, SIDE(p))
+              spill && (p) + 1 < count, inter, SIDE(p))
 #define APPLY(p)                                                                    \
     do {                                                                            \
         if (dense)                                                                  \

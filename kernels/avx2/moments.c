@@ -17,7 +17,7 @@
  *   (l2 + l3) (lanes1; four planes at once with two hadds, lanes4: the same sums),
  *   and the plane's sum is added to s1[p], s2[p].
  *   The fused forward (moments_apply_planes) interleaves the apply's vectors into
- *   the moments loop, or, for short planes that follow each other (8 <= len <= 256), runs
+ *   the moments loop, or, for short planes that follow each other (dense_fused), runs
  *   apply_planes_dense's walk (dense.h) after each plane's moments: no masked tail
  *   per plane, and the out-of-order core overlaps the two.
  * rows: d = x - k rounded to float, then widened (vcvtps2pd), as in every ISA, so
@@ -110,9 +110,7 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
         ACCD(a0, b0, _mm256_and_pd(d, _mm256_castsi256_pd(mask_pd(len - i))));
     }
 #undef ACCD
-    sums r = {_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)),
-              _mm256_add_pd(_mm256_add_pd(b0, b1), _mm256_add_pd(b2, b3))};
-    return r;
+    return pair_sums(a0, a1, a2, a3, b0, b1, b2, b3);
 }
 
 /* The moments of count planes into s1, s2 (each plane's lanes summed by lanes1, four
@@ -125,17 +123,18 @@ ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_
                            const float *a, const float *b, const float *m)
 {
     bool spill = xm_stride == len && len >= 4; /* then the next plane holds the 1..3 */
+    bool inter = fused && !dense;              /* the apply interleaved, plane by plane */
     __m256 z = _mm256_setzero_ps();
     dense_run run;
     if (dense)
         dense_begin(&run, len, xa, NULL, ya, a, b, m, NULL, z, z, false, false, true);
 #define PLANE(p)                                                                    \
     moments_plane(len, xm + (p) * xm_stride, (double)k[p], spill && (p) + 1 < count,   \
-                  fused && !dense, fused ? xa + (p) * xa_stride : NULL,              \
-                  fused ? ya + (p) * ya_stride : NULL,                               \
-                  fused && !dense ? _mm256_broadcast_ss(a + (p)) : z,                \
-                  fused && !dense ? _mm256_broadcast_ss(b + (p)) : z,                \
-                  fused && !dense ? _mm256_broadcast_ss(m + (p)) : z)
+                  inter, inter ? xa + (p) * xa_stride : NULL,                        \
+                  inter ? ya + (p) * ya_stride : NULL,                               \
+                  inter ? _mm256_broadcast_ss(a + (p)) : z,                          \
+                  inter ? _mm256_broadcast_ss(b + (p)) : z,                          \
+                  inter ? _mm256_broadcast_ss(m + (p)) : z)
 #define APPLY(p)                                                                    \
     do {                                                                            \
         if (dense)                                                                  \

@@ -34,6 +34,12 @@ ALWAYS_INLINE float32x4_t act(float32x4_t v, float32x4_t lo, float32x4_t hi,
     return v;
 }
 
+/* fma(x - m, a, b) with center (x - m rounded first), fma(x, a, b) without: every
+ * vector of both walks. A macro, so that m (a load, from an m that is NULL without
+ * center) is evaluated only with center. */
+#define APPLY_VALUE(xv, va, vb, vm, center)                                         \
+    vfmaq_f32((vb), (center) ? vsubq_f32((xv), (vm)) : (xv), (va))
+
 /* The scalar tails clamp through the same instructions as the vectors, so that an
  * element's bits never depend on whether it fell in a tail (vmaxq_f32(-0, +0) is +0,
  * where a comparison would keep -0). */
@@ -57,8 +63,7 @@ ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
 #define A(i) (rows ? vld1q_f32(a + (i)) : va)
 #define B(i) (rows ? vld1q_f32(b + (i)) : vb)
 #define M(i) (rows ? vld1q_f32(m + (i)) : vm)
-#define X(i) (center ? vsubq_f32(vld1q_f32(x + (i)), M(i)) : vld1q_f32(x + (i)))
-#define V(i) vfmaq_f32(B(i), X(i), A(i))
+#define V(i) APPLY_VALUE(vld1q_f32(x + (i)), A(i), B(i), M(i), center)
     size_t i = 0;
     for (; i + 16 <= len; i += 16) {
         float32x4_t v0 = V(i), v1 = V(i + 4), v2 = V(i + 8), v3 = V(i + 12);
@@ -72,7 +77,6 @@ ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
 #undef A
 #undef B
 #undef M
-#undef X
 #undef V
     for (; i < len; i++) {
         size_t c = rows ? i : 0;
@@ -102,8 +106,7 @@ ALWAYS_INLINE void dense(size_t count, size_t len, const float *x, float *y,
     float32x4_t vlo = vdupq_n_f32(lo), vhi = vdupq_n_f32(hi), z = vdupq_n_f32(0.0f);
     float32x4_t ca = vdupq_n_f32(a[0]), cb = vdupq_n_f32(b[0]);
     float32x4_t cm = center ? vdupq_n_f32(m[0]) : z;
-#define X(i, vm) (center ? vsubq_f32(vld1q_f32(x + (i)), vm) : vld1q_f32(x + (i)))
-#define V(i, va, vb, vm) vfmaq_f32(vb, X(i, vm), va)
+#define V(i, va, vb, vm) APPLY_VALUE(vld1q_f32(x + (i)), va, vb, vm, center)
 #define ST(i, v) vst1q_f32(y + (i), act(v, vlo, vhi, clamp))
     size_t i = 0, e = len; /* e: where the current plane ends */
     for (size_t p = 0;; p++) {
@@ -131,14 +134,11 @@ ALWAYS_INLINE void dense(size_t count, size_t len, const float *x, float *y,
         cb = nb;
         cm = nm;
     }
-#undef X
 #undef V
 #undef ST
-    const float *al = a + count - 1, *bl = b + count - 1, *ml = center ? m + count - 1 : m;
-    for (; i < e; i++) {
-        float t = center ? x[i] - *ml : x[i];
-        y[i] = act1(fmaf(t, *al, *bl), lo, hi, clamp);
-    }
+    /* the run's last 1..3 floats: span's scalar tail, with the last plane's values */
+    span(e - i, x + i, y + i, a + count - 1, b + count - 1, center ? m + count - 1 : NULL,
+         lo, hi, false, clamp, center);
 }
 
 #define DISPATCH(rows)                                                              \
