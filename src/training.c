@@ -18,10 +18,10 @@
  * shape (task_channels). Planes: channel ranges, at least 8 where C allows, each
  * running the loop below on its own. Rows: one range of every channel whose row
  * chunks (below) are the reduction's tasks and whose apply splits rows, except when
- * C spans several blocks over few rows: then column ranges of about a block, which
- * for rows of up to SPLIT channels only reduce and fold, before one apply pass over
- * the rows (see SPLIT). Serial calls run one range of all channels, which pipelines
- * best.
+ * C spans several blocks over few rows: then column ranges of about a block. Serial
+ * calls run one range of all channels, which pipelines best. Rows of more than one
+ * block and up to SPLIT channels, with a pool or not, only reduce and fold block by
+ * block (or range by range), before one apply pass over whole rows (see SPLIT).
  *
  * The forward over planes (unless its output is streamed) is pipelined: the moments
  * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
@@ -373,23 +373,32 @@ static void run_ranges(void (*range)(const void *, size_t, size_t), const void *
 }
 
 /*
- * Column ranges of rows share every row's pages between tasks, and a core writing
- * its columns of a page while another core writes the rest runs slower: the four
- * range tasks of a 1x1024x14x14 NHWC forward (1 KB of each 4 KB row) took 36k cycles
- * each one at a time and 43-52k two at a time. So with a pool, where rows of up to
- * SPLIT channels are cut in ranges and an output is written, the range tasks only
- * reduce and fold, into coefficients held by the caller, and the apply pass then
- * splits the rows (whole rows per task): two threads 1.41x -> 1.62-1.85x one.
- * Results are the same: the apply is elementwise with the same coefficients. Wider
- * rows keep the range tasks: on a static pool two threads' shares of 1x2048x7x7 are
- * whole pages, and that ran 1.8x one thread where the split ran 1.4x.
+ * Rows of more than one block and up to SPLIT channels are split, when an output is
+ * written: the blocks (with a pool, the range tasks) only reduce and fold, into
+ * coefficients held by the caller, and one apply pass then walks whole rows (with a
+ * pool, whole rows per task). Results are the same: the apply is elementwise with
+ * the same coefficients. Two reasons:
+ * - A block's apply is one more pass over part of every row, and the prefetchers
+ *   also fetch the other blocks' lines. One apply over whole rows reads and writes
+ *   each row once, start to end. NHWC, AVX2, one thread, medians of three
+ *   alternating runs of the two builds, us: 1x512x28x28 forward 173-176 -> 139-154,
+ *   backward 288-299 -> 228-258 (two threads 152-164 -> 135-142); 1x1024x14x14
+ *   backward 100-113 -> 93-96, forward unchanged (51-55).
+ * - With a pool, column ranges share every row's pages between tasks, and a core
+ *   writing its columns of a page while another core writes the rest runs slower:
+ *   the four range tasks of a 1x1024x14x14 NHWC forward (1 KB of each 4 KB row) took
+ *   36k cycles each one at a time and 43-52k two at a time. Split, two threads run
+ *   it 1.62-1.85x one, against 1.41x.
+ * Wider rows keep the blocks and ranges: on a static pool two threads' shares of
+ * 1x2048x7x7 are whole pages, and that ran 1.8x one thread where the split ran 1.4x;
+ * one thread ran its backward in 50 us split against 41.
  */
 #define SPLIT (4 * BLOCK)
 
-/* Whether a call with a walk cut in ranges of `per` of c channels splits its rows. */
-static bool split_rows(const walk *w, size_t c, size_t per)
+/* Whether a call over c channels of a walk splits its rows. */
+static bool split_rows(const walk *w, size_t c)
 {
-    return w->rows && per < c && c <= SPLIT && bnorm_parallel_active();
+    return w->rows && c > BLOCK && c <= SPLIT;
 }
 
 static bnorm_status check_momentum(const bnorm_running_stats *r)
@@ -603,7 +612,8 @@ static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t per)
     j->fold_a = a, j->fold_b = b, j->fold_m = m;
     run_ranges(fwd_range, j, c, per);
     /* no pattern: rows of over a block are their own period */
-    fwd_apply(j->kt, j->shape, j->g, j->x, j->y, 0, c, a, b, m, NULL, true);
+    fwd_apply(j->kt, j->shape, j->g, j->x, j->y, 0, c, a, b, m, NULL,
+              bnorm_parallel_active());
 }
 
 bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -639,7 +649,7 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     walk_init(&j.w, shape, gw, c);
     j.pipe = !j.w.rows && !bnorm_apply_plan_streams(&g[1]);
     size_t per = task_channels(&j.w, c, shape->n * shape->spatial);
-    if (split_rows(&j.w, c, per))
+    if (split_rows(&j.w, c))
         fwd_split(&j, per);
     else
         run_ranges(fwd_range, &j, c, per);
@@ -828,7 +838,8 @@ static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t per)
     float a[SPLIT], b[SPLIT], k[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_k = k;
     run_ranges(bwd_range, j, j->c, per);
-    apply2_block(j->kt, &j->w, j->x, j->dy, j->dx, a, b, j->save_mean, k, true);
+    apply2_block(j->kt, &j->w, j->x, j->dy, j->dx, a, b, j->save_mean, k,
+                 bnorm_parallel_active());
 }
 
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -861,7 +872,7 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
     walk_init(&j.w, shape, gw, c);
     j.pipe = dx && !j.w.rows;
     size_t per = task_channels(&j.w, c, j.m);
-    if (dx && split_rows(&j.w, c, per))
+    if (dx && split_rows(&j.w, c))
         bwd_split(&j, per);
     else
         run_ranges(bwd_range, &j, c, per);
