@@ -51,9 +51,10 @@
 #include "tensor.h"
 
 /* Channels per block: bounds the stack, about 40 KB per call or range task (the
- * forward's frame 19 KB: sums, shifts, the blocks being folded and applied and the
- * periodic pattern; a reduction's partials 21 KB; the backward's frame 10 KB), and
- * the coefficients of split rows 12 KB more (SPLIT). */
+ * forward's frame 18 KB: sums, shifts, the blocks being folded and applied and the
+ * periodic pattern; a reduction's partials 21 KB; the backward's frame 11 KB), and
+ * the coefficients of split rows 12 KB more (SPLIT), whose pass over whole rows
+ * (wide_rows) holds every channel's sums in 16-20 KB, instead of a range's frame. */
 #define BLOCK 256
 
 /*
@@ -401,6 +402,27 @@ static bool split_rows(const walk *w, size_t c)
     return w->rows && c > BLOCK && c <= SPLIT;
 }
 
+/*
+ * Whether split rows also reduce in one pass over whole rows (sums of every channel
+ * at once), rather than block by block: serially, when x is larger than the cached
+ * pass. The row chunks are the same, so the sums are too. A block's reduction reads
+ * part of every row, as its apply did (SPLIT); from L2 that costs little, from the
+ * LLC or memory a lot. NHWC, AVX2, one thread, x, dy and dx at equal page offsets,
+ * best of 5 in each of two alternating runs, us, blocks -> whole rows:
+ *   shape          forward               backward
+ *   1x768x1000     399-400 -> 325-329    812-816 -> 559-564
+ *   2x1024x196     154-158 -> 144-145    371-379 -> 266-273
+ *   8x512x784      1639-1654 -> 1511-1517  2737-2847 -> 2476-2516
+ *   16x300x196     454-473 -> 412-413    768-787 -> 668-669
+ *   1x512x784      148-150 -> 148-164    277-293 -> 259-262
+ * In L2 the blocks were faster: 1x1024x14x14 forward 51-53 us against 56-58.
+ */
+static bool wide_rows(const walk *w)
+{
+    return !bnorm_parallel_active() &&
+           w->groups * w->items * w->len * sizeof(float) > bnorm_cached_pass_bytes();
+}
+
 static bnorm_status check_momentum(const bnorm_running_stats *r)
 {
     if (!r)
@@ -500,6 +522,57 @@ typedef struct fwd_job {
     float *fold_a, *fold_b, *fold_m;
 } fwd_job;
 
+/* The fold of channels [c0, c0 + nc), nc <= BLOCK, from their shifts k and their
+ * sums about them s1, s2 (overwritten: the mean's offset and the variance): the
+ * statistics, then each output in a branch-free loop of its own, which the compiler
+ * vectorizes (the divider bounds them, not latency; one loop with a branch per
+ * output took about 12 cycles a channel). Writes out's coefficients, save_mean,
+ * save_invstd and the running statistics. On (N, C) shapes the fold is much of the
+ * call: it multiplies by 1/m. */
+static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, double *s1,
+                     double *s2, fwd_block *out)
+{
+    const float *gamma = j->gamma, *beta = j->beta;
+    float *save_mean = j->save_mean, *save_invstd = j->save_invstd;
+    const bnorm_running_stats *running = j->running;
+    double inv_m = 1.0 / j->m;
+    bool torch = running && running->convention == BNORM_MOMENTUM_PYTORCH;
+    double w_new = running ? (torch ? running->momentum : 1.0 - running->momentum) : 0.0;
+    double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
+    float eps = j->eps;
+    double inv[BLOCK];
+    out->c0 = c0;
+    out->nc = nc;
+    for (size_t i = 0; i < nc; i++) {
+        double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
+        var = var < 0.0 ? 0.0 : var; /* rounding; NaN stays NaN */
+        s1[i] = k[i] + d;
+        s2[i] = var;
+        inv[i] = 1.0 / sqrt(var + eps);
+    }
+    for (size_t i = 0; i < nc; i++)
+        out->m[i] = (float)s1[i];
+    if (gamma)
+        for (size_t i = 0; i < nc; i++)
+            out->a[i] = (float)(gamma[c0 + i] * inv[i]);
+    else
+        for (size_t i = 0; i < nc; i++)
+            out->a[i] = (float)inv[i];
+    if (beta)
+        memcpy(out->b, beta + c0, nc * sizeof(float));
+    else
+        memset(out->b, 0, nc * sizeof(float));
+    if (save_mean)
+        memcpy(save_mean + c0, out->m, nc * sizeof(float));
+    for (size_t i = 0; save_invstd && i < nc; i++)
+        save_invstd[c0 + i] = (float)inv[i];
+    for (size_t i = 0; running && i < nc; i++) {
+        float *rm = running->mean + c0, *rv = running->var + c0;
+        rm[i] = (float)(w_old * rm[i] + w_new * s1[i]);
+        rv[i] = (float)(w_old * rv[i] + w_new * (s2[i] * unbias));
+    }
+}
+
 /* The forward over channels [c0_range, c1). */
 static void fwd_range(const void *job, size_t c0_range, size_t c1)
 {
@@ -508,16 +581,8 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     const bnorm_shape *shape = j->shape;
     const bnorm_geom *g = j->g;
     const walk w = j->w;
-    const float *x = j->x, *gamma = j->gamma, *beta = j->beta;
-    float *y = j->y, *save_mean = j->save_mean, *save_invstd = j->save_invstd;
-    const bnorm_running_stats *running = j->running;
-    /* The fold runs per channel, and on (N, C) shapes it is much of the call: its
-     * divisions by m and the momentum's choices are made once here. */
-    double inv_m = 1.0 / j->m;
-    bool torch = running && running->convention == BNORM_MOMENTUM_PYTORCH;
-    double w_new = running ? (torch ? running->momentum : 1.0 - running->momentum) : 0.0;
-    double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
-    float eps = j->eps;
+    const float *x = j->x;
+    float *y = j->y;
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, shape->n * shape->spatial, 2)
@@ -525,7 +590,7 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     /* One range of every channel, with a pool: row chunks and the apply pass go
      * through it (range tasks never start tasks of their own). */
     bool pool = c == shape->c && bnorm_parallel_active();
-    double s1[BLOCK], s2[BLOCK], inv[BLOCK];
+    double s1[BLOCK], s2[BLOCK];
     float k[BLOCK];
     fwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
     fwd_block *cur = &blk[0], *prev = NULL;
@@ -553,40 +618,7 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
             walk wb = walk_block(&w, nc);
             reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2, pool);
         }
-        cur->c0 = c0;
-        cur->nc = nc;
-        /* The fold: the statistics (s1 becomes the mean, s2 the variance), then each
-         * output in a branch-free loop of its own, which the compiler vectorizes (the
-         * divider bounds them, not latency; one loop with a branch per output took
-         * about 12 cycles a channel). */
-        for (size_t j = 0; j < nc; j++) {
-            double d = s1[j] * inv_m, var = s2[j] * inv_m - d * d;
-            var = var < 0.0 ? 0.0 : var; /* rounding; NaN stays NaN */
-            s1[j] = k[j] + d;
-            s2[j] = var;
-            inv[j] = 1.0 / sqrt(var + eps);
-        }
-        for (size_t j = 0; j < nc; j++)
-            cur->m[j] = (float)s1[j];
-        if (gamma)
-            for (size_t j = 0; j < nc; j++)
-                cur->a[j] = (float)(gamma[c0 + j] * inv[j]);
-        else
-            for (size_t j = 0; j < nc; j++)
-                cur->a[j] = (float)inv[j];
-        if (beta)
-            memcpy(cur->b, beta + c0, nc * sizeof(float));
-        else
-            memset(cur->b, 0, nc * sizeof(float));
-        if (save_mean)
-            memcpy(save_mean + c0, cur->m, nc * sizeof(float));
-        for (size_t j = 0; save_invstd && j < nc; j++)
-            save_invstd[c0 + j] = (float)inv[j];
-        for (size_t j = 0; running && j < nc; j++) {
-            float *rm = running->mean + c0, *rv = running->var + c0;
-            rm[j] = (float)(w_old * rm[j] + w_new * s1[j]);
-            rv[j] = (float)(w_old * rv[j] + w_new * (s2[j] * unbias));
-        }
+        fwd_fold(j, c0, nc, k, s1, s2, cur);
         if (pipe) { /* applied with the next block's moments, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
@@ -603,14 +635,37 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
                   &pattern, pool);
 }
 
-/* Split rows (see SPLIT): the ranges fold, then one apply pass over the rows. Not
- * inlined: its coefficients stay out of the other calls' frames. */
+/* The forward's reduction and fold of split rows in one pass over whole rows, into
+ * a, b, m (see wide_rows). Not inlined: its sums stay out of the ranges' frames. */
+static __attribute__((noinline)) void fwd_wide(const fwd_job *j, float *a, float *b,
+                                               float *m)
+{
+    size_t c = j->shape->c;
+    double s1[SPLIT], s2[SPLIT];
+    const float *k = j->x; /* the shifts: each channel's first value, the first row */
+    reduce_block(j->kt, &j->w, j->x, NULL, k, s1, s2, false);
+    fwd_block blk;
+    for (size_t c0 = 0; c0 < c; c0 += BLOCK) {
+        size_t nc = c - c0 < BLOCK ? c - c0 : BLOCK;
+        fwd_fold(j, c0, nc, k + c0, s1 + c0, s2 + c0, &blk);
+        memcpy(a + c0, blk.a, nc * sizeof(float));
+        memcpy(b + c0, blk.b, nc * sizeof(float));
+        memcpy(m + c0, blk.m, nc * sizeof(float));
+    }
+}
+
+/* Split rows (see SPLIT): the ranges, or one pass over whole rows (wide_rows), fold,
+ * then one apply pass over the rows. Not inlined: its coefficients stay out of the
+ * other calls' frames. */
 static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t per)
 {
     size_t c = j->shape->c;
     float a[SPLIT], b[SPLIT], m[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_m = m;
-    run_ranges(fwd_range, j, c, per);
+    if (wide_rows(&j->w))
+        fwd_wide(j, a, b, m);
+    else
+        run_ranges(fwd_range, j, c, per);
     /* no pattern: rows of over a block are their own period */
     fwd_apply(j->kt, j->shape, j->g, j->x, j->y, 0, c, a, b, m, NULL,
               bnorm_parallel_active());
@@ -759,16 +814,35 @@ typedef struct bwd_job {
     float *fold_a, *fold_b, *fold_k;
 } bwd_job;
 
+/* The fold of channels [c0, c0 + nc) from their sums sdy, sdyx: dgamma, dbeta and
+ * dx's coefficients a, b, k (the block's, from index 0). */
+static void bwd_fold(const bwd_job *j, size_t c0, size_t nc, const double *sdy,
+                     const double *sdyx, float *a, float *b, float *k)
+{
+    const float *gamma = j->gamma, *save_invstd = j->save_invstd;
+    float *dgamma = j->dgamma, *dbeta = j->dbeta;
+    double inv_m = 1.0 / (double)j->m; /* the fold multiplies (see the forward) */
+    for (size_t i = 0; i < nc; i++) {
+        double is = save_invstd[c0 + i], gm = gamma ? gamma[c0 + i] : 1.0;
+        double dg = sdyx[i] * is;
+        if (dgamma)
+            dgamma[c0 + i] = (float)dg;
+        if (dbeta)
+            dbeta[c0 + i] = (float)sdy[i];
+        a[i] = (float)(gm * is);
+        b[i] = (float)(-gm * is * is * dg * inv_m);
+        k[i] = (float)(-gm * is * sdy[i] * inv_m);
+    }
+}
+
 /* The backward over channels [c0_range, c1). */
 static void bwd_range(const void *job, size_t c0_range, size_t c1)
 {
     const bwd_job *j = job;
     const bnorm_kernels *kt = j->kt;
     const walk w = j->w;
-    const float *x = j->x, *dy = j->dy, *gamma = j->gamma;
-    const float *save_mean = j->save_mean, *save_invstd = j->save_invstd;
-    float *dx = j->dx, *dgamma = j->dgamma, *dbeta = j->dbeta;
-    double inv_m = 1.0 / (double)j->m; /* the fold multiplies (see the forward) */
+    const float *x = j->x, *dy = j->dy, *save_mean = j->save_mean;
+    float *dx = j->dx;
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, j->m, 4) : block_channels(&w, j->m);
@@ -805,17 +879,7 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
         }
         cur->c0 = c0;
         cur->nc = nc;
-        for (size_t j = 0; j < nc; j++) {
-            double is = save_invstd[c0 + j], gm = gamma ? gamma[c0 + j] : 1.0;
-            double dg = sdyx[j] * is;
-            if (dgamma)
-                dgamma[c0 + j] = (float)dg;
-            if (dbeta)
-                dbeta[c0 + j] = (float)sdy[j];
-            cur->a[j] = (float)(gm * is);
-            cur->b[j] = (float)(-gm * is * is * dg * inv_m);
-            cur->k[j] = (float)(-gm * is * sdy[j] * inv_m);
-        }
+        bwd_fold(j, c0, nc, sdy, sdyx, cur->a, cur->b, cur->k);
         if (pipe) { /* applied with the next block's dot products, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
@@ -831,13 +895,27 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
         bwd_apply(kt, &w, x, dy, dx, save_mean, prev, pool);
 }
 
-/* Split rows (see SPLIT): the ranges fold, then one apply pass over the rows. Not
- * inlined: its coefficients stay out of the other calls' frames. */
+/* The backward's reduction and fold of split rows in one pass over whole rows, into
+ * a, b, k (see wide_rows). Not inlined, as fwd_wide. */
+static __attribute__((noinline)) void bwd_wide(const bwd_job *j, float *a, float *b,
+                                               float *k)
+{
+    double sdy[SPLIT], sdyx[SPLIT];
+    reduce_block(j->kt, &j->w, j->x, j->dy, j->save_mean, sdy, sdyx, false);
+    bwd_fold(j, 0, j->c, sdy, sdyx, a, b, k);
+}
+
+/* Split rows (see SPLIT): the ranges, or one pass over whole rows (wide_rows), fold,
+ * then one apply pass over the rows. Not inlined: its coefficients stay out of the
+ * other calls' frames. */
 static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t per)
 {
     float a[SPLIT], b[SPLIT], k[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_k = k;
-    run_ranges(bwd_range, j, j->c, per);
+    if (wide_rows(&j->w))
+        bwd_wide(j, a, b, k);
+    else
+        run_ranges(bwd_range, j, j->c, per);
     apply2_block(j->kt, &j->w, j->x, j->dy, j->dx, a, b, j->save_mean, k,
                  bnorm_parallel_active());
 }

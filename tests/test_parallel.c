@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conformance.h"
+#include "dispatch.h"
 #include "ops.h"
 #include "test_util.h"
 #if BNORM_TEST_OPENMP
@@ -95,6 +96,20 @@ static const bnorm_shape shapes[] = {
     {3000, 24, 1, BNORM_NCHW},
 };
 
+/* The shapes of a list, then split rows of an x larger than the cached pass: called
+ * serially, they are reduced in one pass over whole rows (wide_rows in
+ * src/training.c), under a pool block by block. Sized from this CPU's cached pass, so
+ * that the serial run takes that path whatever the L2. */
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+static bnorm_shape listed_or_wide(const bnorm_shape *list, size_t count, size_t i)
+{
+    size_t c = 300;
+    if (i < count)
+        return list[i];
+    return (bnorm_shape){1, c, bnorm_cached_pass_bytes() / (c * sizeof(float)) + 3,
+                         BNORM_NHWC};
+}
+
 /*
  * Random inputs would hardly show a changed summation order: the sums are in double
  * and the outputs float. So x and dy cancel: per channel, every fifth row holds a
@@ -134,8 +149,8 @@ static void check_identical_data(const char *what, configure_fn configure, int v
     tables run = runnable_tables();
     bnorm_rng r;
     bnorm_rng_init(&r, SEED);
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const bnorm_shape *sh = &shapes[si];
+    for (size_t si = 0; si <= COUNT(shapes); si++) {
+        const bnorm_shape shape = listed_or_wide(shapes, COUNT(shapes), si), *sh = &shape;
         size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
         size_t total = 7 * n + 6 * c; /* what run_all writes */
         float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
@@ -247,7 +262,8 @@ Test(parallel, setting_is_per_thread_and_clearable)
  * Strided tensors through a pool (padded pixels or planes, gaps between images): the
  * training forward (with and without gamma and beta) and backward give the serial
  * results bit for bit and leave the gaps alone. The shapes take the split rows (C up
- * to 1024 over few rows), the row chunks, one row per image, and planes.
+ * to 1024 over few rows; serially, over many rows, one pass over whole rows), the row
+ * chunks, one row per image, and planes.
  */
 static const bnorm_shape strided_shapes[] = {
     {2, 600, 9, BNORM_NHWC}, {3, 1000, 1, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC},
@@ -282,8 +298,9 @@ Test(parallel, strided_is_identical)
     tables run = runnable_tables();
     bnorm_rng r;
     bnorm_rng_init(&r, SEED ^ 0x5717);
-    for (size_t si = 0; si < sizeof strided_shapes / sizeof strided_shapes[0]; si++) {
-        const bnorm_shape *sh = &strided_shapes[si];
+    for (size_t si = 0; si <= COUNT(strided_shapes); si++) {
+        const bnorm_shape shape = listed_or_wide(strided_shapes, COUNT(strided_shapes), si);
+        const bnorm_shape *sh = &shape;
         size_t c = sh->c;
         bool nhwc = sh->layout == BNORM_NHWC;
         bnorm_strides st = {nhwc ? c + 5 : sh->spatial + 3, 0};
@@ -351,8 +368,9 @@ static void *every_op(void *arg)
     size_t *failures = arg;
     for (int pool = 0; pool < 2; pool++) {
         bnorm_set_parallel_for(pool ? reverse_parallel_for : NULL, NULL);
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            const bnorm_shape *sh = &shapes[si];
+        for (size_t si = 0; si <= COUNT(shapes); si++) {
+            const bnorm_shape shape = listed_or_wide(shapes, COUNT(shapes), si);
+            const bnorm_shape *sh = &shape;
             size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
             float *t = malloc((4 * n + 8 * c) * sizeof(float));
             if (!t) {
