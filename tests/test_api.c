@@ -1728,13 +1728,13 @@ Test(inference_values, hand_computed_every_table)
 }
 
 /* bnorm_inference is bnorm_fold followed by bnorm_inference_apply, bit for bit, also
- * when C exceeds the block it folds on the stack. */
+ * when C exceeds the block it folds on the stack (2048). */
 Test(inference_values, equals_fold_then_apply)
 {
     uint64_t seed = bnorm_conf_seed(0x5eed0003);
     bnorm_rng rng;
     bnorm_rng_init(&rng, seed);
-    const size_t cs[] = {1, 3, 8, 17, 511, 512, 513, 1024, 1100};
+    const size_t cs[] = {1, 3, 8, 17, 511, 512, 513, 1100, 2048, 2049, 4100};
     const bnorm_activation relu = {.kind = BNORM_ACT_RELU};
     const bnorm_activation clamp = {.kind = BNORM_ACT_CLAMP, .lo = -0.5f, .hi = 0.75f};
     const bnorm_activation *acts[] = {NULL, &relu, &clamp};
