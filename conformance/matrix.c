@@ -207,7 +207,7 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
     /* Training's rows: small C on the periodic path (rows of whole periods) with
      * several chunks of rows and a row count that is no multiple of the chunk, each
      * dense and strided (strided must not take the periodic path); (N, C) NCHW rows;
-     * C over a block (256) with more chunks than one pass holds. */
+     * C over a block (256) with more chunks than one pass holds, and over 1024. */
     for (size_t i = 0; i < COUNT(rows_c); i++) {
         size_t s = 100003 / (3 * rows_c[i]);
         run_case(&rn, BNORM_NHWC, 3, rows_c[i], s, 0);
@@ -215,6 +215,7 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
     }
     run_shape(&rn, BNORM_NCHW, 2001, 7, 1);
     run_shape(&rn, BNORM_NHWC, 1, 300, 997);
+    run_shape(&rn, BNORM_NHWC, 1, 1100, 37); /* rows over 1024: split in parts */
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */
         run_shape(&rn, BNORM_NCHW, 1, 2, 3136);

@@ -21,7 +21,8 @@
  * C spans several blocks over few rows: then column ranges of about a block. Serial
  * calls run one range of all channels, which pipelines best. Rows of more than one
  * block and up to SPLIT channels, with a pool or not, only reduce and fold block by
- * block (or range by range), before one apply pass over whole rows (see SPLIT).
+ * block (or range by range), before one apply pass over whole rows; serially, wider
+ * rows do so in parts of up to SPLIT channels (see SPLIT).
  *
  * The forward over planes (unless its output is streamed) is pipelined: the moments
  * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
@@ -347,30 +348,31 @@ static size_t task_channels(const walk *w, size_t c, size_t m)
     return (c + tasks - 1) / tasks;
 }
 
-/* Splits channels [0, c) into ranges of `per` and runs range(job, c0, c1) for each:
- * through the pool as tasks if the calling thread has one, else one range of all. */
+/* Splits channels [c0, c1) into ranges of `per` and runs range(job, r0, r1) for
+ * each: through the pool as tasks if the calling thread has one, else one range of
+ * all. */
 typedef struct ranges {
     void (*range)(const void *job, size_t c0, size_t c1);
     const void *job;
-    size_t c, per;
+    size_t c0, c1, per;
 } ranges;
 
 static void range_task(void *context, size_t t)
 {
     const ranges *r = context;
-    size_t c0 = t * r->per;
-    r->range(r->job, c0, r->c - c0 < r->per ? r->c : c0 + r->per);
+    size_t r0 = r->c0 + t * r->per;
+    r->range(r->job, r0, r->c1 - r0 < r->per ? r->c1 : r0 + r->per);
 }
 
 static void run_ranges(void (*range)(const void *, size_t, size_t), const void *job,
-                       size_t c, size_t per)
+                       size_t c0, size_t c1, size_t per)
 {
-    if (!bnorm_parallel_active() || per >= c) {
-        range(job, 0, c);
+    if (!bnorm_parallel_active() || per >= c1 - c0) {
+        range(job, c0, c1);
         return;
     }
-    ranges r = {range, job, c, per};
-    bnorm_parallel_run(range_task, &r, (c + per - 1) / per);
+    ranges r = {range, job, c0, c1, per};
+    bnorm_parallel_run(range_task, &r, (c1 - c0 + per - 1) / per);
 }
 
 /*
@@ -390,22 +392,34 @@ static void run_ranges(void (*range)(const void *, size_t, size_t), const void *
  *   the four range tasks of a 1x1024x14x14 NHWC forward (1 KB of each 4 KB row) took
  *   36k cycles each one at a time and 43-52k two at a time. Split, two threads run
  *   it 1.62-1.85x one, against 1.41x.
- * Wider rows keep the blocks and ranges: on a static pool two threads' shares of
- * 1x2048x7x7 are whole pages, and that ran 1.8x one thread where the split ran 1.4x;
- * one thread ran its backward in 50 us split against 41.
+ * Wider rows are cut into equal parts of at most SPLIT channels, serially, and each
+ * part is split in turn (at 2048 channels, each row's half is a 4 KB page). NHWC,
+ * AVX2, one thread, forward, us, blocks -> parts: 8x2048x7x7 534-544 -> 426-427,
+ * 32x2048x7x7 2676-2707 -> 1863-1876, 2x1536x14x14 402-410 -> 309-320, 1x2048x20x20
+ * 544-553 -> 438-446; in L2, 1x2048x7x7 31 either way. With a pool, wider rows keep
+ * the ranges: on a static pool two threads' shares of 1x2048x7x7 are whole pages,
+ * and that ran 1.8x one thread where the split ran 1.4x.
  */
 #define SPLIT (4 * BLOCK)
 
-/* Whether a call over c channels of a walk splits its rows. */
-static bool split_rows(const walk *w, size_t c)
+/* The width of the parts a call over c channels of a walk splits its rows into
+ * (the last may be narrower), or 0 if it does not split them. */
+static size_t split_width(const walk *w, size_t c)
 {
-    return w->rows && c > BLOCK && c <= SPLIT;
+    if (!w->rows || c <= BLOCK)
+        return 0;
+    if (c <= SPLIT)
+        return c;
+    if (bnorm_parallel_active())
+        return 0;
+    size_t parts = (c + SPLIT - 1) / SPLIT;
+    return (c + parts - 1) / parts;
 }
 
 /*
- * Whether split rows also reduce in one pass over whole rows (sums of every channel
- * at once), rather than block by block: serially, when x is larger than the cached
- * pass. The row chunks are the same, so the sums are too. A block's reduction reads
+ * Whether split rows also reduce in one pass over the rows (sums of every channel of
+ * the part at once), rather than block by block: serially, when x is larger than the
+ * cached pass. The row chunks are the same, so the sums are too. A block's reduction reads
  * part of every row, as its apply did (SPLIT); from L2 that costs little, from the
  * LLC or memory a lot. NHWC, AVX2, one thread, x, dy and dx at equal page offsets,
  * best of 5 in each of two alternating runs, us, blocks -> whole rows:
@@ -417,6 +431,7 @@ static bool split_rows(const walk *w, size_t c)
  *   1x512x784      148-150 -> 148-164    277-293 -> 259-262
  * In L2 the blocks were faster: 1x1024x14x14 forward 51-53 us against 56-58.
  */
+_Static_assert(SPLIT <= PART_PAIRS, "a pass over whole rows holds one chunk's partials");
 static bool wide_rows(const walk *w)
 {
     return !bnorm_parallel_active() &&
@@ -517,9 +532,10 @@ typedef struct fwd_job {
     const bnorm_running_stats *running;
     double m;
     bool pipe;
-    /* Set (split rows, see SPLIT): the folded channels go to fold_a/b/m[c], and the
-     * caller applies them. */
+    /* Set (split rows, see SPLIT): folded channel c goes to fold_a/b/m[c - fold_c0],
+     * and the caller applies them. */
     float *fold_a, *fold_b, *fold_m;
+    size_t fold_c0;
 } fwd_job;
 
 /* The fold of channels [c0, c0 + nc), nc <= BLOCK, from their shifts k and their
@@ -623,9 +639,9 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
         } else if (j->fold_a) {
-            memcpy(j->fold_a + c0, cur->a, nc * sizeof(float));
-            memcpy(j->fold_b + c0, cur->b, nc * sizeof(float));
-            memcpy(j->fold_m + c0, cur->m, nc * sizeof(float));
+            memcpy(j->fold_a + (c0 - j->fold_c0), cur->a, nc * sizeof(float));
+            memcpy(j->fold_b + (c0 - j->fold_c0), cur->b, nc * sizeof(float));
+            memcpy(j->fold_m + (c0 - j->fold_c0), cur->m, nc * sizeof(float));
         } else {
             fwd_apply(kt, shape, g, x, y, c0, nc, cur->a, cur->b, cur->m, &pattern, pool);
         }
@@ -635,39 +651,41 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
                   &pattern, pool);
 }
 
-/* The forward's reduction and fold of split rows in one pass over whole rows, into
- * a, b, m (see wide_rows). Not inlined: its sums stay out of the ranges' frames. */
-static __attribute__((noinline)) void fwd_wide(const fwd_job *j, float *a, float *b,
-                                               float *m)
+/* The forward's reduction and fold of channels [c0, c1) of split rows in one pass
+ * over their part of every row, into a, b, m (see wide_rows). Not inlined: its sums
+ * stay out of the ranges' frames. */
+static __attribute__((noinline)) void fwd_wide(const fwd_job *j, size_t c0, size_t c1,
+                                               float *a, float *b, float *m)
 {
-    size_t c = j->shape->c;
+    size_t nc = c1 - c0;
     double s1[SPLIT], s2[SPLIT];
-    const float *k = j->x; /* the shifts: each channel's first value, the first row */
-    reduce_block(j->kt, &j->w, j->x, NULL, k, s1, s2, false);
+    const float *x = j->x + c0, *k = x; /* shifts: each channel's first value */
+    walk wb = walk_block(&j->w, nc);
+    reduce_block(j->kt, &wb, x, NULL, k, s1, s2, false);
     fwd_block blk;
-    for (size_t c0 = 0; c0 < c; c0 += BLOCK) {
-        size_t nc = c - c0 < BLOCK ? c - c0 : BLOCK;
-        fwd_fold(j, c0, nc, k + c0, s1 + c0, s2 + c0, &blk);
-        memcpy(a + c0, blk.a, nc * sizeof(float));
-        memcpy(b + c0, blk.b, nc * sizeof(float));
-        memcpy(m + c0, blk.m, nc * sizeof(float));
+    for (size_t i = 0; i < nc; i += BLOCK) {
+        size_t n = nc - i < BLOCK ? nc - i : BLOCK;
+        fwd_fold(j, c0 + i, n, k + i, s1 + i, s2 + i, &blk);
+        memcpy(a + i, blk.a, n * sizeof(float));
+        memcpy(b + i, blk.b, n * sizeof(float));
+        memcpy(m + i, blk.m, n * sizeof(float));
     }
 }
 
-/* Split rows (see SPLIT): the ranges, or one pass over whole rows (wide_rows), fold,
- * then one apply pass over the rows. Not inlined: its coefficients stay out of the
- * other calls' frames. */
-static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t per)
+/* Split rows (see SPLIT), channels [c0, c1): the ranges, or one pass over the rows
+ * (wide_rows), fold, then one apply pass over the rows. Not inlined: its
+ * coefficients stay out of the other calls' frames. */
+static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t c0, size_t c1,
+                                                size_t per)
 {
-    size_t c = j->shape->c;
     float a[SPLIT], b[SPLIT], m[SPLIT];
-    j->fold_a = a, j->fold_b = b, j->fold_m = m;
+    j->fold_a = a, j->fold_b = b, j->fold_m = m, j->fold_c0 = c0;
     if (wide_rows(&j->w))
-        fwd_wide(j, a, b, m);
+        fwd_wide(j, c0, c1, a, b, m);
     else
-        run_ranges(fwd_range, j, c, per);
+        run_ranges(fwd_range, j, c0, c1, per);
     /* no pattern: rows of over a block are their own period */
-    fwd_apply(j->kt, j->shape, j->g, j->x, j->y, 0, c, a, b, m, NULL,
+    fwd_apply(j->kt, j->shape, j->g, j->x, j->y, c0, c1 - c0, a, b, m, NULL,
               bnorm_parallel_active());
 }
 
@@ -699,15 +717,16 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
 
     fwd_job j = {kt, shape, {g[0], g[1]}, {0}, x, y, gamma, beta, eps, save_mean,
                  save_invstd, running, (double)shape->n * (double)shape->spatial, false,
-                 NULL, NULL, NULL};
+                 NULL, NULL, NULL, 0};
     const bnorm_geom *gw[3] = {&g[0], &g[0], &g[1]};
     walk_init(&j.w, shape, gw, c);
     j.pipe = !j.w.rows && !bnorm_apply_plan_streams(&g[1]);
     size_t per = task_channels(&j.w, c, shape->n * shape->spatial);
-    if (split_rows(&j.w, c))
-        fwd_split(&j, per);
-    else
-        run_ranges(fwd_range, &j, c, per);
+    size_t width = split_width(&j.w, c);
+    for (size_t c0 = 0; width && c0 < c; c0 += width)
+        fwd_split(&j, c0, c - c0 < width ? c : c0 + width, per);
+    if (!width)
+        run_ranges(fwd_range, &j, 0, c, per);
     return BNORM_OK;
 }
 
@@ -809,9 +828,10 @@ typedef struct bwd_job {
     size_t m; /* values per channel */
     size_t c;
     bool pipe;
-    /* Set (split rows, see SPLIT): the folded channels go to fold_a/b/k[c], and the
-     * caller applies them. */
+    /* Set (split rows, see SPLIT): folded channel c goes to fold_a/b/k[c - fold_c0],
+     * and the caller applies them. */
     float *fold_a, *fold_b, *fold_k;
+    size_t fold_c0;
 } bwd_job;
 
 /* The fold of channels [c0, c0 + nc) from their sums sdy, sdyx: dgamma, dbeta and
@@ -884,9 +904,9 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
         } else if (j->fold_a) { /* set only with dx */
-            memcpy(j->fold_a + c0, cur->a, nc * sizeof(float));
-            memcpy(j->fold_b + c0, cur->b, nc * sizeof(float));
-            memcpy(j->fold_k + c0, cur->k, nc * sizeof(float));
+            memcpy(j->fold_a + (c0 - j->fold_c0), cur->a, nc * sizeof(float));
+            memcpy(j->fold_b + (c0 - j->fold_c0), cur->b, nc * sizeof(float));
+            memcpy(j->fold_k + (c0 - j->fold_c0), cur->k, nc * sizeof(float));
         } else if (dx) {
             bwd_apply(kt, &w, x, dy, dx, save_mean, cur, pool);
         }
@@ -895,29 +915,33 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
         bwd_apply(kt, &w, x, dy, dx, save_mean, prev, pool);
 }
 
-/* The backward's reduction and fold of split rows in one pass over whole rows, into
- * a, b, k (see wide_rows). Not inlined, as fwd_wide. */
-static __attribute__((noinline)) void bwd_wide(const bwd_job *j, float *a, float *b,
-                                               float *k)
+/* The backward's reduction and fold of channels [c0, c1) of split rows in one pass
+ * over their part of every row, into a, b, k (see wide_rows). Not inlined, as
+ * fwd_wide. */
+static __attribute__((noinline)) void bwd_wide(const bwd_job *j, size_t c0, size_t c1,
+                                               float *a, float *b, float *k)
 {
     double sdy[SPLIT], sdyx[SPLIT];
-    reduce_block(j->kt, &j->w, j->x, j->dy, j->save_mean, sdy, sdyx, false);
-    bwd_fold(j, 0, j->c, sdy, sdyx, a, b, k);
+    walk wb = walk_block(&j->w, c1 - c0);
+    reduce_block(j->kt, &wb, j->x + c0, j->dy + c0, j->save_mean + c0, sdy, sdyx, false);
+    bwd_fold(j, c0, c1 - c0, sdy, sdyx, a, b, k);
 }
 
-/* Split rows (see SPLIT): the ranges, or one pass over whole rows (wide_rows), fold,
- * then one apply pass over the rows. Not inlined: its coefficients stay out of the
- * other calls' frames. */
-static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t per)
+/* Split rows (see SPLIT), channels [c0, c1): the ranges, or one pass over the rows
+ * (wide_rows), fold, then one apply pass over the rows. Not inlined: its
+ * coefficients stay out of the other calls' frames. */
+static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t c0, size_t c1,
+                                                size_t per)
 {
     float a[SPLIT], b[SPLIT], k[SPLIT];
-    j->fold_a = a, j->fold_b = b, j->fold_k = k;
+    j->fold_a = a, j->fold_b = b, j->fold_k = k, j->fold_c0 = c0;
     if (wide_rows(&j->w))
-        bwd_wide(j, a, b, k);
+        bwd_wide(j, c0, c1, a, b, k);
     else
-        run_ranges(bwd_range, j, j->c, per);
-    apply2_block(j->kt, &j->w, j->x, j->dy, j->dx, a, b, j->save_mean, k,
-                 bnorm_parallel_active());
+        run_ranges(bwd_range, j, c0, c1, per);
+    walk wb = walk_block(&j->w, c1 - c0);
+    apply2_block(j->kt, &wb, j->x + c0, j->dy + c0, j->dx + c0, a, b, j->save_mean + c0,
+                 k, bnorm_parallel_active());
 }
 
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -945,15 +969,16 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
         return BNORM_ERR_ALIAS;
 
     bwd_job j = {kt, {0}, x, dy, dx, gamma, save_mean, save_invstd, dgamma, dbeta,
-                 shape->n * shape->spatial, c, false, NULL, NULL, NULL};
+                 shape->n * shape->spatial, c, false, NULL, NULL, NULL, 0};
     const bnorm_geom *gw[3] = {&g[0], &g[1], &g[2]};
     walk_init(&j.w, shape, gw, c);
     j.pipe = dx && !j.w.rows;
     size_t per = task_channels(&j.w, c, j.m);
-    if (dx && split_rows(&j.w, c))
-        bwd_split(&j, per);
-    else
-        run_ranges(bwd_range, &j, c, per);
+    size_t width = dx ? split_width(&j.w, c) : 0;
+    for (size_t c0 = 0; width && c0 < c; c0 += width)
+        bwd_split(&j, c0, c - c0 < width ? c : c0 + width, per);
+    if (!width)
+        run_ranges(bwd_range, &j, 0, c, per);
     return BNORM_OK;
 }
 

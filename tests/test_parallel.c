@@ -89,23 +89,25 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
 static const bnorm_shape shapes[] = {
     {2, 64, 28 * 28, BNORM_NCHW}, {2, 64, 28 * 28, BNORM_NHWC}, {1, 3, 50 * 50, BNORM_NHWC},
     {1, 3, 112 * 112, BNORM_NCHW}, {256, 64, 1, BNORM_NCHW}, {8, 1000, 1, BNORM_NHWC},
-    {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},
+    {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},   {1, 1100, 9, BNORM_NHWC},
     /* rows in several chunks: small C (periodic rows), C = 64, C over a block (two
      * blocks, more chunks than one pass holds), (N, C) NCHW */
     {2, 3, 100 * 100, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
     {3000, 24, 1, BNORM_NCHW},
 };
 
-/* The shapes of a list, then split rows of an x larger than the cached pass: called
- * serially, they are reduced in one pass over whole rows (wide_rows in
- * src/training.c), under a pool block by block. Sized from this CPU's cached pass, so
- * that the serial run takes that path whatever the L2. */
+/* The shapes of a list, then WIDE shapes of split rows whose x is larger than the
+ * cached pass: called serially, they are reduced in one pass over whole rows (C =
+ * 300) or over each part of the rows (C = 1100; wide_rows in src/training.c), under a
+ * pool block by block. Sized from this CPU's cached pass, so that the serial run
+ * takes that path whatever the L2. */
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define WIDE 2
 static bnorm_shape listed_or_wide(const bnorm_shape *list, size_t count, size_t i)
 {
-    size_t c = 300;
     if (i < count)
         return list[i];
+    size_t c = i == count ? 300 : 1100;
     return (bnorm_shape){1, c, bnorm_cached_pass_bytes() / (c * sizeof(float)) + 3,
                          BNORM_NHWC};
 }
@@ -149,7 +151,7 @@ static void check_identical_data(const char *what, configure_fn configure, int v
     tables run = runnable_tables();
     bnorm_rng r;
     bnorm_rng_init(&r, SEED);
-    for (size_t si = 0; si <= COUNT(shapes); si++) {
+    for (size_t si = 0; si < COUNT(shapes) + WIDE; si++) {
         const bnorm_shape shape = listed_or_wide(shapes, COUNT(shapes), si), *sh = &shape;
         size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
         size_t total = 7 * n + 6 * c; /* what run_all writes */
@@ -262,12 +264,12 @@ Test(parallel, setting_is_per_thread_and_clearable)
  * Strided tensors through a pool (padded pixels or planes, gaps between images): the
  * training forward (with and without gamma and beta) and backward give the serial
  * results bit for bit and leave the gaps alone. The shapes take the split rows (C up
- * to 1024 over few rows; serially, over many rows, one pass over whole rows), the row
- * chunks, one row per image, and planes.
+ * to 1024 over few rows; C over 1024, serially in parts; over many rows, serially one
+ * pass over the rows), the row chunks, one row per image, and planes.
  */
 static const bnorm_shape strided_shapes[] = {
-    {2, 600, 9, BNORM_NHWC}, {3, 1000, 1, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC},
-    {2, 64, 49, BNORM_NCHW},
+    {2, 600, 9, BNORM_NHWC},       {3, 1000, 1, BNORM_NHWC}, {2, 1100, 5, BNORM_NHWC},
+    {1, 64, 48 * 48, BNORM_NHWC}, {2, 64, 49, BNORM_NCHW},
 };
 
 #define GAP (-333.0f)
@@ -298,7 +300,7 @@ Test(parallel, strided_is_identical)
     tables run = runnable_tables();
     bnorm_rng r;
     bnorm_rng_init(&r, SEED ^ 0x5717);
-    for (size_t si = 0; si <= COUNT(strided_shapes); si++) {
+    for (size_t si = 0; si < COUNT(strided_shapes) + WIDE; si++) {
         const bnorm_shape shape = listed_or_wide(strided_shapes, COUNT(strided_shapes), si);
         const bnorm_shape *sh = &shape;
         size_t c = sh->c;
@@ -368,7 +370,7 @@ static void *every_op(void *arg)
     size_t *failures = arg;
     for (int pool = 0; pool < 2; pool++) {
         bnorm_set_parallel_for(pool ? reverse_parallel_for : NULL, NULL);
-        for (size_t si = 0; si <= COUNT(shapes); si++) {
+        for (size_t si = 0; si < COUNT(shapes) + WIDE; si++) {
             const bnorm_shape shape = listed_or_wide(shapes, COUNT(shapes), si);
             const bnorm_shape *sh = &shape;
             size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
