@@ -12,7 +12,8 @@
  * planes take the per-plane path), and two more with images one or more floats
  * apart but dense planes inside each ("batch-gap", out of place and in place). Rows
  * shapes large enough for several chunks of training's row reductions
- * (small C dense and strided, C over a block) follow. Activations and special values
+ * (small C dense and strided, C over a block, C over 1024 in parts, one of them
+ * sized past this CPU's cached pass) follow. Activations and special values
  * (NaN, Inf, -0, denormals) rotate across cases.
  */
 #include <float.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 
 #include "conformance.h"
+#include "dispatch.h"
 
 static const size_t full_c[] = {1, 2, 3, 7, 8, 9, 17, 64, 1000};
 static const size_t full_s[] = {1, 2, 7, 49, 3136};
@@ -215,7 +217,10 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
     }
     run_shape(&rn, BNORM_NCHW, 2001, 7, 1);
     run_shape(&rn, BNORM_NHWC, 1, 300, 997);
-    run_shape(&rn, BNORM_NHWC, 1, 1100, 37); /* rows over 1024: split in parts */
+    /* rows over 1024, split in parts; and with x over the cached pass (this CPU's),
+     * each part reduced in one pass over the rows */
+    run_shape(&rn, BNORM_NHWC, 1, 1100, 37);
+    run_shape(&rn, BNORM_NHWC, 2, 1100, bnorm_cached_pass_bytes() / (2 * 1100 * 4) + 3);
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */
         run_shape(&rn, BNORM_NCHW, 1, 2, 3136);

@@ -65,7 +65,8 @@
  * CHUNK_MIN_ELEMS values of a block (smaller tasks cost about what their dispatch
  * does), there are at most CHUNKS_MAX of them, and the partials of one pass live on
  * the caller's stack: PART_PAIRS (s1, s2) pairs, 16 KB, so a pass holds
- * PART_PAIRS / width chunks (4 of a block of 256 channels, 8 of 64 or fewer).
+ * PART_PAIRS / width chunks (4 of a block of 256 channels, 8 of 64 or fewer, 1 of a
+ * pass over rows of 513 to 1024, wide_rows).
  */
 #define CHUNK_MIN_ELEMS ((size_t)16 << 10)
 #define CHUNKS_MAX 8
@@ -243,9 +244,10 @@ static void chunk_task(void *context, size_t t)
     each_span(j.w, r0, r1, chunk_span, &j);
 }
 
-/* Per-channel sums over a block: moments of x about k (dy == NULL), or the dot
- * products of dy with x - k. s1 and s2 are zeroed here. With `pool`, row chunks run
- * as tasks (the calling thread's pool; never from inside a task). */
+/* Per-channel sums over a block (or a part of split rows, up to PART_PAIRS wide):
+ * moments of x about k (dy == NULL), or the dot products of dy with x - k. s1 and s2
+ * are zeroed here. With `pool`, row chunks run as tasks (the calling thread's pool;
+ * never from inside a task). */
 static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
                          const float *dy, const float *k, double *s1, double *s2, bool pool)
 {
@@ -364,10 +366,16 @@ static void range_task(void *context, size_t t)
     r->range(r->job, r0, r->c1 - r0 < r->per ? r->c1 : r0 + r->per);
 }
 
+/* Whether run_ranges runs ranges of `per` of c channels as pool tasks. */
+static bool ranged(size_t c, size_t per)
+{
+    return bnorm_parallel_active() && per < c;
+}
+
 static void run_ranges(void (*range)(const void *, size_t, size_t), const void *job,
                        size_t c0, size_t c1, size_t per)
 {
-    if (!bnorm_parallel_active() || per >= c1 - c0) {
+    if (!ranged(c1 - c0, per)) {
         range(job, c0, c1);
         return;
     }
@@ -396,24 +404,35 @@ static void run_ranges(void (*range)(const void *, size_t, size_t), const void *
  * part is split in turn (at 2048 channels, each row's half is a 4 KB page). NHWC,
  * AVX2, one thread, forward, us, blocks -> parts: 8x2048x7x7 534-544 -> 426-427,
  * 32x2048x7x7 2676-2707 -> 1863-1876, 2x1536x14x14 402-410 -> 309-320, 1x2048x20x20
- * 544-553 -> 438-446; in L2, 1x2048x7x7 31 either way. With a pool, wider rows keep
- * the ranges: on a static pool two threads' shares of 1x2048x7x7 are whole pages,
- * and that ran 1.8x one thread where the split ran 1.4x.
+ * 544-553 -> 438-446; in L2, 1x2048x7x7 31 either way (its backward, split whole,
+ * took 50 us against 41: this is why parts are not wider). With a pool too, where
+ * the rows are many (no column ranges, task_channels): two threads, 32x2048x7x7
+ * forward 1684-1719 -> 1280-1348, backward 2635-2724 -> 2137-2288. Where a pool cuts
+ * wider rows in column ranges (few rows), they keep the ranges: on a static pool
+ * two threads' shares of 1x2048x7x7 are whole pages, and that ran 1.8x one thread
+ * where the split ran 1.4x.
  */
 #define SPLIT (4 * BLOCK)
 
-/* The width of the parts a call over c channels of a walk splits its rows into
- * (the last may be narrower), or 0 if it does not split them. */
-static size_t split_width(const walk *w, size_t c)
+/* The width of the parts a call over c channels of a walk, cut in ranges of `per`,
+ * splits its rows into (the last part may be narrower), or 0 if it does not split
+ * them. */
+static size_t split_width(const walk *w, size_t c, size_t per)
 {
     if (!w->rows || c <= BLOCK)
         return 0;
     if (c <= SPLIT)
         return c;
-    if (bnorm_parallel_active())
+    if (ranged(c, per))
         return 0;
     size_t parts = (c + SPLIT - 1) / SPLIT;
     return (c + parts - 1) / parts;
+}
+
+/* The end of the part of split rows that starts at channel c0 of c. */
+static size_t part_end(size_t c0, size_t c, size_t width)
+{
+    return c - c0 < width ? c : c0 + width;
 }
 
 /*
@@ -536,17 +555,18 @@ typedef struct fwd_job {
      * and the caller applies them. */
     float *fold_a, *fold_b, *fold_m;
     size_t fold_c0;
+    bool ranged; /* the ranges run as pool tasks, which start no tasks of their own */
 } fwd_job;
 
 /* The fold of channels [c0, c0 + nc), nc <= BLOCK, from their shifts k and their
  * sums about them s1, s2 (overwritten: the mean's offset and the variance): the
  * statistics, then each output in a branch-free loop of its own, which the compiler
  * vectorizes (the divider bounds them, not latency; one loop with a branch per
- * output took about 12 cycles a channel). Writes out's coefficients, save_mean,
- * save_invstd and the running statistics. On (N, C) shapes the fold is much of the
- * call: it multiplies by 1/m. */
+ * output took about 12 cycles a channel). Writes the coefficients a, b, m (the
+ * block's, from index 0), save_mean, save_invstd and the running statistics. On
+ * (N, C) shapes the fold is much of the call: it multiplies by 1/m. */
 static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, double *s1,
-                     double *s2, fwd_block *out)
+                     double *s2, float *a, float *b, float *m)
 {
     const float *gamma = j->gamma, *beta = j->beta;
     float *save_mean = j->save_mean, *save_invstd = j->save_invstd;
@@ -557,8 +577,6 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
     double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
     float eps = j->eps;
     double inv[BLOCK];
-    out->c0 = c0;
-    out->nc = nc;
     for (size_t i = 0; i < nc; i++) {
         double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
         var = var < 0.0 ? 0.0 : var; /* rounding; NaN stays NaN */
@@ -567,19 +585,19 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
         inv[i] = 1.0 / sqrt(var + eps);
     }
     for (size_t i = 0; i < nc; i++)
-        out->m[i] = (float)s1[i];
+        m[i] = (float)s1[i];
     if (gamma)
         for (size_t i = 0; i < nc; i++)
-            out->a[i] = (float)(gamma[c0 + i] * inv[i]);
+            a[i] = (float)(gamma[c0 + i] * inv[i]);
     else
         for (size_t i = 0; i < nc; i++)
-            out->a[i] = (float)inv[i];
+            a[i] = (float)inv[i];
     if (beta)
-        memcpy(out->b, beta + c0, nc * sizeof(float));
+        memcpy(b, beta + c0, nc * sizeof(float));
     else
-        memset(out->b, 0, nc * sizeof(float));
+        memset(b, 0, nc * sizeof(float));
     if (save_mean)
-        memcpy(save_mean + c0, out->m, nc * sizeof(float));
+        memcpy(save_mean + c0, m, nc * sizeof(float));
     for (size_t i = 0; save_invstd && i < nc; i++)
         save_invstd[c0 + i] = (float)inv[i];
     for (size_t i = 0; running && i < nc; i++) {
@@ -603,9 +621,9 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, shape->n * shape->spatial, 2)
                         : block_channels(&w, shape->n * shape->spatial);
-    /* One range of every channel, with a pool: row chunks and the apply pass go
-     * through it (range tasks never start tasks of their own). */
-    bool pool = c == shape->c && bnorm_parallel_active();
+    /* A range that is not a task, with a pool: row chunks and the apply pass go
+     * through it. */
+    bool pool = !j->ranged && bnorm_parallel_active();
     double s1[BLOCK], s2[BLOCK];
     float k[BLOCK];
     fwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
@@ -634,16 +652,18 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
             walk wb = walk_block(&w, nc);
             reduce_block(kt, &wb, x + c0 * w.c_stride[0], NULL, k, s1, s2, pool);
         }
-        fwd_fold(j, c0, nc, k, s1, s2, cur);
+        cur->c0 = c0;
+        cur->nc = nc;
+        float *a = cur->a, *b = cur->b, *m = cur->m;
+        if (j->fold_a) /* split rows: into the caller's coefficients; it applies them */
+            a = j->fold_a + (c0 - j->fold_c0), b = j->fold_b + (c0 - j->fold_c0),
+            m = j->fold_m + (c0 - j->fold_c0);
+        fwd_fold(j, c0, nc, k, s1, s2, a, b, m);
         if (pipe) { /* applied with the next block's moments, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
-        } else if (j->fold_a) {
-            memcpy(j->fold_a + (c0 - j->fold_c0), cur->a, nc * sizeof(float));
-            memcpy(j->fold_b + (c0 - j->fold_c0), cur->b, nc * sizeof(float));
-            memcpy(j->fold_m + (c0 - j->fold_c0), cur->m, nc * sizeof(float));
-        } else {
-            fwd_apply(kt, shape, g, x, y, c0, nc, cur->a, cur->b, cur->m, &pattern, pool);
+        } else if (!j->fold_a) {
+            fwd_apply(kt, shape, g, x, y, c0, nc, a, b, m, &pattern, pool);
         }
     }
     if (prev)
@@ -659,16 +679,13 @@ static __attribute__((noinline)) void fwd_wide(const fwd_job *j, size_t c0, size
 {
     size_t nc = c1 - c0;
     double s1[SPLIT], s2[SPLIT];
-    const float *x = j->x + c0, *k = x; /* shifts: each channel's first value */
+    /* the shifts: each channel's first value, in the first row */
+    const float *x = j->x + c0 * j->w.c_stride[0], *k = x;
     walk wb = walk_block(&j->w, nc);
     reduce_block(j->kt, &wb, x, NULL, k, s1, s2, false);
-    fwd_block blk;
     for (size_t i = 0; i < nc; i += BLOCK) {
         size_t n = nc - i < BLOCK ? nc - i : BLOCK;
-        fwd_fold(j, c0 + i, n, k + i, s1 + i, s2 + i, &blk);
-        memcpy(a + i, blk.a, n * sizeof(float));
-        memcpy(b + i, blk.b, n * sizeof(float));
-        memcpy(m + i, blk.m, n * sizeof(float));
+        fwd_fold(j, c0 + i, n, k + i, s1 + i, s2 + i, a + i, b + i, m + i);
     }
 }
 
@@ -680,6 +697,7 @@ static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t c0, size_t c1
 {
     float a[SPLIT], b[SPLIT], m[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_m = m, j->fold_c0 = c0;
+    j->ranged = ranged(c1 - c0, per);
     if (wide_rows(&j->w))
         fwd_wide(j, c0, c1, a, b, m);
     else
@@ -717,14 +735,15 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
 
     fwd_job j = {kt, shape, {g[0], g[1]}, {0}, x, y, gamma, beta, eps, save_mean,
                  save_invstd, running, (double)shape->n * (double)shape->spatial, false,
-                 NULL, NULL, NULL, 0};
+                 NULL, NULL, NULL, 0, false};
     const bnorm_geom *gw[3] = {&g[0], &g[0], &g[1]};
     walk_init(&j.w, shape, gw, c);
     j.pipe = !j.w.rows && !bnorm_apply_plan_streams(&g[1]);
     size_t per = task_channels(&j.w, c, shape->n * shape->spatial);
-    size_t width = split_width(&j.w, c);
+    size_t width = split_width(&j.w, c, per);
     for (size_t c0 = 0; width && c0 < c; c0 += width)
-        fwd_split(&j, c0, c - c0 < width ? c : c0 + width, per);
+        fwd_split(&j, c0, part_end(c0, c, width), per);
+    j.ranged = ranged(c, per);
     if (!width)
         run_ranges(fwd_range, &j, 0, c, per);
     return BNORM_OK;
@@ -832,6 +851,7 @@ typedef struct bwd_job {
      * and the caller applies them. */
     float *fold_a, *fold_b, *fold_k;
     size_t fold_c0;
+    bool ranged; /* as the forward's */
 } bwd_job;
 
 /* The fold of channels [c0, c0 + nc) from their sums sdy, sdyx: dgamma, dbeta and
@@ -866,9 +886,9 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
     bool pipe = j->pipe;
     size_t c = c1 - c0_range;
     size_t block = pipe ? pipe_block_channels(c, j->m, 4) : block_channels(&w, j->m);
-    /* One range of every channel, with a pool: row chunks and the apply pass go
-     * through it (range tasks never start tasks of their own). */
-    bool pool = c == j->c && bnorm_parallel_active();
+    /* A range that is not a task, with a pool: row chunks and the apply pass go
+     * through it. */
+    bool pool = !j->ranged && bnorm_parallel_active();
     double sdy[BLOCK], sdyx[BLOCK];
     bwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
     bwd_block *cur = &blk[0], *prev = NULL;
@@ -899,15 +919,15 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
         }
         cur->c0 = c0;
         cur->nc = nc;
-        bwd_fold(j, c0, nc, sdy, sdyx, cur->a, cur->b, cur->k);
+        float *a = cur->a, *b = cur->b, *k = cur->k;
+        if (j->fold_a) /* split rows (only with dx): into the caller's coefficients */
+            a = j->fold_a + (c0 - j->fold_c0), b = j->fold_b + (c0 - j->fold_c0),
+            k = j->fold_k + (c0 - j->fold_c0);
+        bwd_fold(j, c0, nc, sdy, sdyx, a, b, k);
         if (pipe) { /* applied with the next block's dot products, or after the loop */
             prev = cur;
             cur = cur == &blk[0] ? &blk[1] : &blk[0];
-        } else if (j->fold_a) { /* set only with dx */
-            memcpy(j->fold_a + (c0 - j->fold_c0), cur->a, nc * sizeof(float));
-            memcpy(j->fold_b + (c0 - j->fold_c0), cur->b, nc * sizeof(float));
-            memcpy(j->fold_k + (c0 - j->fold_c0), cur->k, nc * sizeof(float));
-        } else if (dx) {
+        } else if (dx && !j->fold_a) {
             bwd_apply(kt, &w, x, dy, dx, save_mean, cur, pool);
         }
     }
@@ -922,8 +942,10 @@ static __attribute__((noinline)) void bwd_wide(const bwd_job *j, size_t c0, size
                                                float *a, float *b, float *k)
 {
     double sdy[SPLIT], sdyx[SPLIT];
-    walk wb = walk_block(&j->w, c1 - c0);
-    reduce_block(j->kt, &wb, j->x + c0, j->dy + c0, j->save_mean + c0, sdy, sdyx, false);
+    const walk *w = &j->w;
+    walk wb = walk_block(w, c1 - c0);
+    reduce_block(j->kt, &wb, j->x + c0 * w->c_stride[0], j->dy + c0 * w->c_stride[1],
+                 j->save_mean + c0, sdy, sdyx, false);
     bwd_fold(j, c0, c1 - c0, sdy, sdyx, a, b, k);
 }
 
@@ -935,13 +957,16 @@ static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t c0, size_t c1
 {
     float a[SPLIT], b[SPLIT], k[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_k = k, j->fold_c0 = c0;
+    j->ranged = ranged(c1 - c0, per);
     if (wide_rows(&j->w))
         bwd_wide(j, c0, c1, a, b, k);
     else
         run_ranges(bwd_range, j, c0, c1, per);
-    walk wb = walk_block(&j->w, c1 - c0);
-    apply2_block(j->kt, &wb, j->x + c0, j->dy + c0, j->dx + c0, a, b, j->save_mean + c0,
-                 k, bnorm_parallel_active());
+    const walk *w = &j->w;
+    walk wb = walk_block(w, c1 - c0);
+    apply2_block(j->kt, &wb, j->x + c0 * w->c_stride[0], j->dy + c0 * w->c_stride[1],
+                 j->dx + c0 * w->c_stride[2], a, b, j->save_mean + c0, k,
+                 bnorm_parallel_active());
 }
 
 bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_shape *shape,
@@ -969,14 +994,15 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
         return BNORM_ERR_ALIAS;
 
     bwd_job j = {kt, {0}, x, dy, dx, gamma, save_mean, save_invstd, dgamma, dbeta,
-                 shape->n * shape->spatial, c, false, NULL, NULL, NULL, 0};
+                 shape->n * shape->spatial, c, false, NULL, NULL, NULL, 0, false};
     const bnorm_geom *gw[3] = {&g[0], &g[1], &g[2]};
     walk_init(&j.w, shape, gw, c);
     j.pipe = dx && !j.w.rows;
     size_t per = task_channels(&j.w, c, j.m);
-    size_t width = dx ? split_width(&j.w, c) : 0;
+    size_t width = dx ? split_width(&j.w, c, per) : 0;
     for (size_t c0 = 0; width && c0 < c; c0 += width)
-        bwd_split(&j, c0, c - c0 < width ? c : c0 + width, per);
+        bwd_split(&j, c0, part_end(c0, c, width), per);
+    j.ranged = ranged(c, per);
     if (!width)
         run_ranges(bwd_range, &j, 0, c, per);
     return BNORM_OK;

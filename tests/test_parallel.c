@@ -89,26 +89,31 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
 static const bnorm_shape shapes[] = {
     {2, 64, 28 * 28, BNORM_NCHW}, {2, 64, 28 * 28, BNORM_NHWC}, {1, 3, 50 * 50, BNORM_NHWC},
     {1, 3, 112 * 112, BNORM_NCHW}, {256, 64, 1, BNORM_NCHW}, {8, 1000, 1, BNORM_NHWC},
-    {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},   {1, 1100, 9, BNORM_NHWC},
+    {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},
+    /* split rows in parts (C over 1024): two equal, a narrower last, three; (N, C)
+     * NCHW rows over a block, and in parts */
+    {1, 1100, 9, BNORM_NHWC},      {2, 1025, 3, BNORM_NHWC},      {1, 2049, 5, BNORM_NHWC},
+    {6, 600, 1, BNORM_NCHW},       {3, 1100, 1, BNORM_NCHW},
     /* rows in several chunks: small C (periodic rows), C = 64, C over a block (two
-     * blocks, more chunks than one pass holds), (N, C) NCHW */
+     * blocks, more chunks than one pass holds), (N, C) NCHW; C over 1024 in parts, with
+     * a pool too (the rows are too many for column ranges) */
     {2, 3, 100 * 100, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
-    {3000, 24, 1, BNORM_NCHW},
+    {3000, 24, 1, BNORM_NCHW},     {1, 1030, 512, BNORM_NHWC},
 };
 
 /* The shapes of a list, then WIDE shapes of split rows whose x is larger than the
  * cached pass: called serially, they are reduced in one pass over whole rows (C =
- * 300) or over each part of the rows (C = 1100; wide_rows in src/training.c), under a
- * pool block by block. Sized from this CPU's cached pass, so that the serial run
- * takes that path whatever the L2. */
+ * 300) or over each part of the rows (C = 1100, two images; wide_rows in
+ * src/training.c), under a pool block by block. Sized from this CPU's cached pass,
+ * so that the serial run takes that path whatever the L2. */
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define WIDE 2
 static bnorm_shape listed_or_wide(const bnorm_shape *list, size_t count, size_t i)
 {
     if (i < count)
         return list[i];
-    size_t c = i == count ? 300 : 1100;
-    return (bnorm_shape){1, c, bnorm_cached_pass_bytes() / (c * sizeof(float)) + 3,
+    size_t n = i == count ? 1 : 2, c = i == count ? 300 : 1100;
+    return (bnorm_shape){n, c, bnorm_cached_pass_bytes() / (n * c * sizeof(float)) + 3,
                          BNORM_NHWC};
 }
 
@@ -351,8 +356,8 @@ Test(parallel, strided_is_identical)
  * A call's stack (docs/guide.md: in an optimized build, up to about 60 KB in
  * training, where a block of channels' partial sums and coefficients live): every
  * operation on every shape above, serially and through a pool that runs the tasks on
- * the calling thread (the deepest chain: a split call's frame, its range task's, then
- * the reduction's), on a thread with SMALL_STACK of stack over a 64 KB guard, larger
+ * the calling thread (the deepest chains: a split call's frame, then its range
+ * task's or its pass over whole rows', then the reduction's), on a thread with SMALL_STACK of stack over a 64 KB guard, larger
  * than any frame, so that an overflow crashes the test instead of jumping the guard.
  * Statuses are counted here and asserted on the test's own thread. Unoptimized
  * builds need far more (the guide says so): the test is not built there.
