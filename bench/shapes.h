@@ -37,6 +37,8 @@ inline const std::vector<Shape> &fixed_shapes()
         {1, 24, 1, 1, "tiny", false},
         {32, 64, 56, 56, "training batch, stage 1", false},
         {16, 256, 14, 14, "training batch, stage 3", false},
+        {8, 512, 28, 28, "training batch, stage 2", false},
+        {32, 2048, 7, 7, "training batch, stage 4", false},
         {1, 64, 512, 512, "64 MiB per tensor", false},
     };
     return shapes;
