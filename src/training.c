@@ -438,10 +438,11 @@ static size_t part_end(size_t c0, size_t c, size_t width)
 /*
  * Whether split rows also reduce in one pass over the rows (sums of every channel of
  * the part at once), rather than block by block: serially, when x is larger than the
- * cached pass. The row chunks are the same, so the sums are too. A block's reduction reads
- * part of every row, as its apply did (SPLIT); from L2 that costs little, from the
- * LLC or memory a lot. NHWC, AVX2, one thread, x, dy and dx at equal page offsets,
- * best of 5 in each of two alternating runs, us, blocks -> whole rows:
+ * cached pass. The row chunks are the same, so the sums are too. A block's
+ * reduction reads part of every row, as its apply did (SPLIT); from L2 that costs
+ * little, from the LLC or memory a lot. NHWC, AVX2, one thread, x, dy and dx at
+ * equal page offsets, best of 5 in each of two alternating runs, us, blocks -> whole
+ * rows:
  *   shape          forward               backward
  *   1x768x1000     399-400 -> 325-329    812-816 -> 559-564
  *   2x1024x196     154-158 -> 144-145    371-379 -> 266-273
