@@ -16,6 +16,9 @@ extern "C" {
 
 #include "kernels.h"
 
+/* The number of elements of an array (not a pointer). */
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 /* ---- kernel tables ------------------------------------------------------------- */
 
 typedef struct bnorm_conf_table {

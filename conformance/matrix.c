@@ -47,8 +47,6 @@ static const size_t rows_c[] = {1, 2, 3, 5, 7, 17, 64};
 /* Shapes of at least this many elements run dense only (time, not coverage). */
 #define BIG_ELEMENTS ((size_t)4 << 20)
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 static const char *const act_names[] = {"none", "relu", "clamp"};
 
 void bnorm_conf_case_describe(const bnorm_conf_case *cs, char *buf, size_t size)
@@ -220,7 +218,7 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
     /* rows over 1024, split in parts; and with x over the cached pass (this CPU's),
      * each part reduced in one pass over the rows */
     run_shape(&rn, BNORM_NHWC, 1, 1100, 37);
-    run_shape(&rn, BNORM_NHWC, 2, 1100, bnorm_cached_pass_bytes() / (2 * 1100 * 4) + 3);
+    run_shape(&rn, BNORM_NHWC, 2, 1100, bnorm_cached_pass_bytes() / (2 * 1100 * sizeof(float)) + 3);
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */
         run_shape(&rn, BNORM_NCHW, 1, 2, 3136);

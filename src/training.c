@@ -656,9 +656,10 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
         cur->c0 = c0;
         cur->nc = nc;
         float *a = cur->a, *b = cur->b, *m = cur->m;
-        if (j->fold_a) /* split rows: into the caller's coefficients; it applies them */
-            a = j->fold_a + (c0 - j->fold_c0), b = j->fold_b + (c0 - j->fold_c0),
-            m = j->fold_m + (c0 - j->fold_c0);
+        if (j->fold_a) { /* split rows: into the caller's coefficients; it applies them */
+            size_t o = c0 - j->fold_c0;
+            a = j->fold_a + o, b = j->fold_b + o, m = j->fold_m + o;
+        }
         fwd_fold(j, c0, nc, k, s1, s2, a, b, m);
         if (pipe) { /* applied with the next block's moments, or after the loop */
             prev = cur;
@@ -744,9 +745,10 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     size_t width = split_width(&j.w, c, per);
     for (size_t c0 = 0; width && c0 < c; c0 += width)
         fwd_split(&j, c0, part_end(c0, c, width), per);
-    j.ranged = ranged(c, per);
-    if (!width)
+    if (!width) {
+        j.ranged = ranged(c, per);
         run_ranges(fwd_range, &j, 0, c, per);
+    }
     return BNORM_OK;
 }
 
@@ -846,7 +848,6 @@ typedef struct bwd_job {
     const float *gamma, *save_mean, *save_invstd;
     float *dgamma, *dbeta;
     size_t m; /* values per channel */
-    size_t c;
     bool pipe;
     /* Set (split rows, see SPLIT): folded channel c goes to fold_a/b/k[c - fold_c0],
      * and the caller applies them. */
@@ -921,9 +922,10 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
         cur->c0 = c0;
         cur->nc = nc;
         float *a = cur->a, *b = cur->b, *k = cur->k;
-        if (j->fold_a) /* split rows (only with dx): into the caller's coefficients */
-            a = j->fold_a + (c0 - j->fold_c0), b = j->fold_b + (c0 - j->fold_c0),
-            k = j->fold_k + (c0 - j->fold_c0);
+        if (j->fold_a) { /* split rows (only with dx): into the caller's coefficients */
+            size_t o = c0 - j->fold_c0;
+            a = j->fold_a + o, b = j->fold_b + o, k = j->fold_k + o;
+        }
         bwd_fold(j, c0, nc, sdy, sdyx, a, b, k);
         if (pipe) { /* applied with the next block's dot products, or after the loop */
             prev = cur;
@@ -995,7 +997,7 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
         return BNORM_ERR_ALIAS;
 
     bwd_job j = {kt, {0}, x, dy, dx, gamma, save_mean, save_invstd, dgamma, dbeta,
-                 shape->n * shape->spatial, c, false, NULL, NULL, NULL, 0, false};
+                 shape->n * shape->spatial, false, NULL, NULL, NULL, 0, false};
     const bnorm_geom *gw[3] = {&g[0], &g[1], &g[2]};
     walk_init(&j.w, shape, gw, c);
     j.pipe = dx && !j.w.rows;
@@ -1003,9 +1005,10 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
     size_t width = dx ? split_width(&j.w, c, per) : 0;
     for (size_t c0 = 0; width && c0 < c; c0 += width)
         bwd_split(&j, c0, part_end(c0, c, width), per);
-    j.ranged = ranged(c, per);
-    if (!width)
+    if (!width) {
+        j.ranged = ranged(c, per);
         run_ranges(bwd_range, &j, 0, c, per);
+    }
     return BNORM_OK;
 }
 

@@ -106,7 +106,6 @@ static const bnorm_shape shapes[] = {
  * 300) or over each part of the rows (C = 1100, two images; wide_rows in
  * src/training.c), under a pool block by block. Sized from this CPU's cached pass,
  * so that the serial run takes that path whatever the L2. */
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define WIDE 2
 static bnorm_shape listed_or_wide(const bnorm_shape *list, size_t count, size_t i)
 {
@@ -403,7 +402,7 @@ static void *every_op(void *arg)
                 bnorm_inference_apply(sh, x, NULL, y, NULL, gamma, beta, NULL),
                 bnorm_frozen_backward(sh, dy, NULL, gamma, var, 1e-5f, dx, NULL),
             };
-            for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+            for (size_t i = 0; i < COUNT(st); i++)
                 *failures += st[i] != BNORM_OK;
             free(t);
         }

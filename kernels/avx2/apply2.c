@@ -24,8 +24,8 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
 {
 #define L(p, i) _mm256_loadu_ps((p) + (i))
 #define V(i)                                                                        \
-    apply2_value(L(x, i), L(dy, i), rows ? L(a, i) : va, rows ? L(b, i) : vb,            \
-            rows ? L(m, i) : vm, rows ? L(k, i) : vk)
+    apply2_value(L(x, i), L(dy, i), rows ? L(a, i) : va, rows ? L(b, i) : vb,       \
+                 rows ? L(m, i) : vm, rows ? L(k, i) : vk)
     size_t i = 0;
     for (; i + 32 <= len; i += 32) {
         __m256 v0 = V(i), v1 = V(i + 8), v2 = V(i + 16), v3 = V(i + 24);
@@ -42,7 +42,7 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
         __m256i q = tail_mask(len - i);
 #define L(p) _mm256_maskload_ps((p) + i, q)
         __m256 v = apply2_value(L(x), L(dy), rows ? L(a) : va, rows ? L(b) : vb,
-                           rows ? L(m) : vm, rows ? L(k) : vk);
+                                rows ? L(m) : vm, rows ? L(k) : vk);
         _mm256_maskstore_ps(dx + i, q, v);
 #undef L
     }

@@ -1,18 +1,17 @@
 /*
  * The walk of apply_planes_dense, shared by apply.c and the fused training kernels
- * (moments.c's moments_apply_planes, dot.c's dot_apply2_planes): count planes that follow each other are one array, walked
- * in full vectors on y's 32-byte grid. The first o floats up to that grid (o < 8 <=
- * len: all plane 0) are one masked vector; then each plane runs its whole vectors (4
- * at a time, then single), and the vector that holds the plane's last 1..7 floats
- * and the next plane's first ones blends the two planes' broadcasts (lanes below the
- * boundary keep this plane's): with len >= 8 no vector holds three planes. Only the
- * run's last 1..7 floats are a masked vector. Every element gets the operations of
- * apply_planes (act(fma(x, a, b)) or act(fma(x - m, a, b))), so the results are its
- * own, bit for bit. With `two` it is instead the two-input apply of apply2_planes,
- * fma(a, dy, fma(b, x - m, k)) (no clamp; center is implied), for the backward's
- * fused dot_apply2_planes.
- *
- * Use: dense_begin, then dense_plane for p = 0 .. count - 1, then dense_end.
+ * (moments.c's moments_apply_planes, dot.c's dot_apply2_planes): count planes that
+ * follow each other are one array, walked in full vectors on y's 32-byte grid. The
+ * first o floats up to that grid (o < 8 <= len: all plane 0) are one masked vector;
+ * then each plane runs its whole vectors (4 at a time, then single), and the vector
+ * that holds the plane's last 1..7 floats and the next plane's first ones blends
+ * the two planes' broadcasts (lanes below the boundary keep this plane's): with len
+ * >= 8 no vector holds three planes. Only the run's last 1..7 floats are a masked
+ * vector. Every element gets the operations of apply_planes (act(fma(x, a, b)) or
+ * act(fma(x - m, a, b))), so the results are its own, bit for bit. With `two` it is
+ * instead the two-input apply of apply2_planes, fma(a, dy, fma(b, x - m, k)) (no
+ * clamp; center is implied), for the backward's fused dot_apply2_planes. Use:
+ * dense_begin, then dense_plane for p = 0 .. count - 1, then dense_end.
  */
 #ifndef BNORM_AVX2_DENSE_H
 #define BNORM_AVX2_DENSE_H
