@@ -138,6 +138,20 @@ typedef void bnorm_f32_dot_apply2_kernel(size_t count, size_t len, const float *
                                          const float *ma, const float *k);
 typedef bnorm_f32_dot_apply2_kernel *bnorm_f32_dot_apply2_fn;
 
+/*
+ * Inference fold, for i < c:
+ *   s = (double)gamma[i] / sqrt((double)var[i] + eps)
+ *   scale[i] = (float)s,  shift[i] = (float)((double)beta[i] - (double)mean[i] * s)
+ * each double operation rounded once as written (no contraction), so every ISA
+ * writes the formula's bits (kernels/fold_formula.h); NaN inputs give NaN, of any
+ * payload. A NULL gamma, beta or mean is the constant 1, 0 or 0. The outputs
+ * overlap no input.
+ */
+typedef void bnorm_f32_fold_kernel(size_t c, const float *gamma, const float *beta,
+                                   const float *mean, const float *var, float eps,
+                                   float *scale, float *shift);
+typedef bnorm_f32_fold_kernel *bnorm_f32_fold_fn;
+
 typedef struct bnorm_kernels {
     bnorm_isa isa;
     const char *name;
@@ -147,6 +161,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_dot_fn dot_planes, dot_rows;
     bnorm_f32_moments_apply_fn moments_apply_planes;
     bnorm_f32_dot_apply2_fn dot_apply2_planes;
+    bnorm_f32_fold_fn fold;
 } bnorm_kernels;
 
 /* Declares every kernel and the table of one ISA (through the kernel types above,
@@ -161,6 +176,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_dot_kernel bnorm_f32_dot_planes__##suffix, bnorm_f32_dot_rows__##suffix; \
     bnorm_f32_moments_apply_kernel bnorm_f32_moments_apply_planes__##suffix;        \
     bnorm_f32_dot_apply2_kernel bnorm_f32_dot_apply2_planes__##suffix;              \
+    bnorm_f32_fold_kernel bnorm_f32_fold__##suffix;                                 \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */
@@ -179,6 +195,7 @@ typedef struct bnorm_kernels {
         .dot_rows = bnorm_f32_dot_rows__##suffix,                                   \
         .moments_apply_planes = bnorm_f32_moments_apply_planes__##suffix,           \
         .dot_apply2_planes = bnorm_f32_dot_apply2_planes__##suffix,                 \
+        .fold = bnorm_f32_fold__##suffix,                                           \
     }
 
 BNORM_DECLARE_KERNELS(scalar);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "tensor.h"
+#include "x87_double.h"
 
 #define BLOCK 256
 
@@ -52,6 +53,7 @@ bnorm_status bnorm_fold_into_weights(bnorm_weight_layout layout, size_t out_chan
         return BNORM_ERR_ALIAS;
 
     double s[BLOCK];
+    bnorm_x87_state x87 = bnorm_x87_double_begin(); /* bias_out: bnorm_fold's shift */
     for (size_t c0 = 0; c0 < oc; c0 += BLOCK) {
         size_t nc = oc - c0 < BLOCK ? oc - c0 : BLOCK;
         fold_block(c0, nc, bias_in, bias_out, gamma, beta, mean, var, eps, s);
@@ -69,5 +71,6 @@ bnorm_status bnorm_fold_into_weights(bnorm_weight_layout layout, size_t out_chan
             }
         }
     }
+    bnorm_x87_double_end(x87);
     return BNORM_OK;
 }

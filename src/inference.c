@@ -1,7 +1,5 @@
 /* Inference: fold, apply, and both in one call; the frozen-statistics backward,
  * which is the same computation. */
-#include <math.h>
-
 #include "apply_plan.h"
 #include "dispatch.h"
 #include "ops.h"
@@ -13,48 +11,6 @@
  * AVX2, one thread, us: 4x1024x14x14 NHWC 308 -> 238 (the apply alone, folded once:
  * 236), 1x768x1000 306 -> 226, 8x2048x7x7 357 -> 242, 1x1024x14x14 27 -> 23. */
 #define FOLD_BLOCK 2048
-
-#if defined(__clang__) /* its cost model declines double sqrt at the baseline ISA */
-#define VECTORIZE _Pragma("clang loop vectorize(enable)")
-#else
-#define VECTORIZE
-#endif
-
-/* scale and shift of channels [0, c): double precision, one rounding each; a NULL
- * gamma, beta or mean is the constant 1, 0 or 0 there. Inlined once per
- * combination of NULL inputs, so that each loop has no branch and vectorizes at the
- * baseline ISA (the divider's throughput is the limit: SSE2 and NEON halve the
- * time per channel; the bits are those of the scalar formula, IEEE sqrt and
- * division being correctly rounded in any width). */
-static BNORM_ALWAYS_INLINE void
-fold_loop(size_t c, const float *restrict gamma, const float *restrict beta,
-          const float *restrict mean, const float *restrict var, float eps,
-          float *restrict scale, float *restrict shift)
-{
-    VECTORIZE
-    for (size_t i = 0; i < c; i++) {
-        double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)var[i] + eps);
-        scale[i] = (float)s;
-        shift[i] =
-            (float)((beta ? (double)beta[i] : 0.0) - (mean ? (double)mean[i] : 0.0) * s);
-    }
-}
-
-/* fold_loop with every NULL input a constant. scale and shift overlap no input. */
-static void fold(size_t c, const float *gamma, const float *beta, const float *mean,
-                 const float *var, float eps, float *scale, float *shift)
-{
-    switch ((gamma ? 4 : 0) | (beta ? 2 : 0) | (mean ? 1 : 0)) {
-    case 7: fold_loop(c, gamma, beta, mean, var, eps, scale, shift); break;
-    case 6: fold_loop(c, gamma, beta, NULL, var, eps, scale, shift); break;
-    case 5: fold_loop(c, gamma, NULL, mean, var, eps, scale, shift); break;
-    case 4: fold_loop(c, gamma, NULL, NULL, var, eps, scale, shift); break;
-    case 3: fold_loop(c, NULL, beta, mean, var, eps, scale, shift); break;
-    case 2: fold_loop(c, NULL, beta, NULL, var, eps, scale, shift); break;
-    case 1: fold_loop(c, NULL, NULL, mean, var, eps, scale, shift); break;
-    default: fold_loop(c, NULL, NULL, NULL, var, eps, scale, shift); break;
-    }
-}
 
 bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
                         const float *mean, const float *var, float eps, float *scale,
@@ -73,7 +29,7 @@ bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
     if (bnorm_overlaps_any(scale, c, inputs, 4, c) ||
         bnorm_overlaps_any(shift, c, inputs, 4, c) || bnorm_overlaps(scale, c, shift, c))
         return BNORM_ERR_ALIAS;
-    fold(c, gamma, beta, mean, var, eps, scale, shift);
+    bnorm_active_kernels()->fold(c, gamma, beta, mean, var, eps, scale, shift);
     return BNORM_OK;
 }
 
@@ -167,8 +123,8 @@ inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
     float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
     for (size_t c0 = 0; c0 < c; c0 += FOLD_BLOCK) {
         size_t c1 = c - c0 < FOLD_BLOCK ? c : c0 + FOLD_BLOCK;
-        fold(c1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,
-             mean ? mean + c0 : NULL, var + c0, eps, scale, shift);
+        k->fold(c1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,
+                mean ? mean + c0 : NULL, var + c0, eps, scale, shift);
         bnorm_apply_channels(k, shape, &gx, &gy, x, y, c0, c1, scale, shift, lo, hi, clamp);
     }
     return BNORM_OK;

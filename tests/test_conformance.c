@@ -33,6 +33,11 @@ static void check_op(const char *name)
     }
 }
 
+Test(conformance, fold, .timeout = 600)
+{
+    check_op("fold");
+}
+
 Test(conformance, inference_apply, .timeout = 600)
 {
     check_op("inference_apply");

@@ -5,7 +5,8 @@
  *     no other test allocates;
  *  2. the fused moments_apply_planes and dot_apply2_planes against the two kernels
  *     each one fuses;
- *  3. apply_planes_dense against apply_planes on planes that follow each other.
+ *  3. apply_planes_dense against apply_planes on planes that follow each other;
+ *  4. the fold against its formula, bit for bit.
  *
  * STREAM is a hint about where y goes, never about its value: with it every table
  * must write exactly what it writes without it, bit for bit, and nothing else. Both
@@ -17,9 +18,11 @@
  * misaligned and guard-page-ended buffers.
  */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "conformance.h"
@@ -351,5 +354,88 @@ Test(kernels, apply_dense_equals_apply_planes, .timeout = 300)
                 for (unsigned fl = 0; fl < 8; fl++)
                     dense_case(&run.t[ti], dense_counts[ci], dense_lens[li], fl, &rng,
                                seed);
+    }
+}
+
+/*
+ * The fold at float rounding boundaries, where an estimate that is not exact rounds
+ * the other way. The conformance op "fold" checks every table on random channels;
+ * here the channels' outputs lie at or within 2^-45 of halfway between two floats:
+ * shifts exactly halfway (var = k^2, gamma = 3k: scale exactly 3; 3 * mean odd in
+ * [2^24, 2^25), where floats are 2 apart), and scales searched for over consecutive
+ * gammas. Each is repeated over 12 channels, so that it lands in every position of
+ * AVX2's blocks (8 by the formula, 4 by the estimate); the outputs end at guard pages.
+ */
+enum { FOLD_SPREAD = 12, FOLD_TIES = 24, FOLD_SCALES = 12,
+       FOLD_C = (FOLD_TIES + FOLD_SCALES) * FOLD_SPREAD };
+
+/* A gamma from g upward whose gamma / sqrt(var) is within 2^-45 of halfway. */
+static float gamma_near_halfway(float g, float var)
+{
+    double q = sqrt((double)var);
+    for (;; g = nextafterf(g, INFINITY)) {
+        double s = (double)g / q;
+        float f = (float)s;
+        double up = ((double)f + (double)nextafterf(f, INFINITY)) / 2;
+        double down = ((double)f + (double)nextafterf(f, 0.0f)) / 2;
+        if (fmin(fabs(s - up), fabs(s - down)) < ldexp(s, -45))
+            return g;
+    }
+}
+
+Test(kernels, fold_rounding_boundaries_match_formula, .timeout = 60)
+{
+    static float gamma[FOLD_C], beta[FOLD_C], mean[FOLD_C], var[FOLD_C];
+    /* The odd k < 4096 whose estimate of 1 / k is furthest off on x86 (2^-44 to 2^-46;
+     * most are within 2^-48), so that a bound set too tight shows. Newton's method
+     * approaches 1 / k from below, so the estimated shift lies on one side of the
+     * tie; mean alternates between ties that round to either side. */
+    static const uint32_t ks[FOLD_TIES] = {
+        3117, 1591, 3151, 3591, 2965, 373,  2387, 2159, 3013, 2937, 2069, 2961,
+        2933, 2349, 2205, 3205, 3629, 767,  3847, 3967, 2177, 4079, 3025, 1891};
+    for (uint32_t i = 0; i < FOLD_TIES; i++) {
+        uint32_t k = ks[i];
+        var[i] = (float)(k * k);
+        gamma[i] = (float)(3 * k);
+        mean[i] = (float)((1u << 23) + 1 + 2 * (k % 1024 + i % 2));
+        beta[i] = i % 2 ? 0.0f : 4.0f;
+        cr_assert(fmod(3.0 * mean[i], 2.0) == 1.0 && 3.0 * mean[i] < 0x1p25);
+    }
+    static const float vars[] = {2.0f, 3.0f, 0.3f, 7.0f, 1e-3f, 5e4f};
+    for (size_t i = FOLD_TIES; i < FOLD_TIES + FOLD_SCALES; i++) {
+        var[i] = vars[i % COUNT(vars)];
+        gamma[i] = gamma_near_halfway(1.0f + (float)i * 0.37f, var[i]);
+        mean[i] = beta[i] = 0.0f;
+    }
+    for (size_t i = FOLD_TIES + FOLD_SCALES; i-- > 0;)
+        for (size_t j = FOLD_SPREAD; j-- > 0;) {
+            gamma[i * FOLD_SPREAD + j] = gamma[i];
+            beta[i * FOLD_SPREAD + j] = beta[i];
+            mean[i * FOLD_SPREAD + j] = mean[i];
+            var[i * FOLD_SPREAD + j] = var[i];
+        }
+    tables run = runnable_tables();
+    for (size_t ti = 0; ti < run.n; ti++) {
+        bnorm_fence fs, fh;
+        float *scale = bnorm_fence_alloc(&fs, FOLD_C, BNORM_FENCE_AT_GUARD);
+        float *shift = bnorm_fence_alloc(&fh, FOLD_C, BNORM_FENCE_AT_GUARD);
+        cr_assert(scale && shift, "mmap failed");
+        run.t[ti].k->fold(FOLD_C, gamma, beta, mean, var, 0.0f, scale, shift);
+        for (size_t i = 0; i < FOLD_C; i++) {
+            double s = (double)gamma[i] / sqrt((double)var[i]);
+            float want_scale = (float)s;
+            float want_shift = (float)((double)beta[i] - (double)mean[i] * s);
+            cr_expect(bits(scale[i]) == bits(want_scale) &&
+                          bits(shift[i]) == bits(want_shift),
+                      "%s channel %zu (gamma %a beta %a mean %a var %a): scale %a shift %a, "
+                      "want %a %a",
+                      run.t[ti].label, i, (double)gamma[i], (double)beta[i],
+                      (double)mean[i], (double)var[i], (double)scale[i], (double)shift[i],
+                      (double)want_scale, (double)want_shift);
+        }
+        cr_expect(bnorm_fence_intact(&fs) && bnorm_fence_intact(&fh), "%s: wrote past c",
+                  run.t[ti].label);
+        bnorm_fence_free(&fs);
+        bnorm_fence_free(&fh);
     }
 }

@@ -1,0 +1,155 @@
+/*
+ * Conformance of the fold kernel (bnorm_f32_fold_kernel): each table's fold, on the
+ * case's C channels, writes the formula's bits (NaN for NaN) and nothing else. The
+ * AVX2 fold computes some channels from an estimate that must prove it rounds to
+ * the formula's float, or hand them to the formula; this op is exact (tolerance 0)
+ * and runs wherever bnorm-check runs, so a table whose estimate is poorer (SIMDe's
+ * translation on aarch64) is checked too.
+ *
+ * Channels, drawn per case: training-like statistics (var 0 or, in cases with
+ * specials, NaN, infinite, subnormal or FLT_MAX); any bit pattern (cases with
+ * specials); beta cancelling mean * scale; and shifts exactly halfway between two
+ * floats, where an estimate of the scale that is not exact rounds the shift the
+ * other way: var = k^2, gamma = 3k (scale exactly 3), mean odd in [2^23, 2^25 / 3)
+ * (3 mean odd in [2^24, 2^25), where floats are 2 apart). gamma, beta and mean are
+ * each NULL in some cases; eps is 0, 1e-5 or FLT_MAX / 2 (var + eps then overflows
+ * float for var over FLT_MAX / 2).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conformance.h"
+#include "x87_double.h"
+
+enum { GAMMA, BETA, MEAN, VAR, SCALE, SHIFT, BUFFERS };
+
+static float any_bits(bnorm_rng *r)
+{
+    uint32_t u = (uint32_t)bnorm_rng_next(r);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static float variance(bool specials, bnorm_rng *r)
+{
+    static const float v[] = {0.0f, NAN, INFINITY, FLT_TRUE_MIN, 1e-40f, FLT_MAX};
+    if (bnorm_rng_below(r, 8) == 0)
+        return v[specials ? bnorm_rng_below(r, COUNT(v)) : 0];
+    return (float)ldexp(bnorm_rng_uniform(r), (int)bnorm_rng_below(r, 40) - 20);
+}
+
+/* Channel i of the inputs; which kinds the case allows depends on its specials. */
+static void fill_channel(float *in[BUFFERS], size_t i, float eps, bool specials,
+                         bnorm_rng *r)
+{
+    switch (bnorm_rng_below(r, specials ? 4 : 3)) {
+    case 0: /* halfway shift */ {
+        uint32_t k = 3 + 2 * (uint32_t)bnorm_rng_below(r, 2000);
+        in[VAR][i] = (float)(k * k);
+        in[GAMMA][i] = (float)(3 * k);
+        in[MEAN][i] = (float)((1u << 23) + 1 + 2 * bnorm_rng_below(r, 1u << 20));
+        in[BETA][i] = bnorm_rng_below(r, 2) ? 0.0f : 4.0f;
+        break;
+    }
+    case 1: /* statistics */
+    case 2: /* beta cancelling mean * scale */
+        in[GAMMA][i] = (float)bnorm_rng_normal(r);
+        in[MEAN][i] = (float)(100.0 * bnorm_rng_normal(r));
+        in[VAR][i] = variance(specials, r);
+        in[BETA][i] = (float)(10.0 * bnorm_rng_normal(r));
+        if (bnorm_rng_below(r, 2))
+            in[BETA][i] = (float)((double)in[MEAN][i] * in[GAMMA][i] /
+                                  sqrt((double)in[VAR][i] + eps));
+        break;
+    default: /* any bits */
+        in[GAMMA][i] = any_bits(r);
+        in[BETA][i] = any_bits(r);
+        in[MEAN][i] = any_bits(r);
+        in[VAR][i] = fabsf(any_bits(r));
+        break;
+    }
+}
+
+static bool same_bits(float got, float want)
+{
+    return isnan(want) ? isnan(got) : memcmp(&got, &want, sizeof got) == 0;
+}
+
+static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
+                     const bnorm_conf_case *cs, bnorm_conf_result *res)
+{
+    static const float epss[] = {0.0f, 1e-5f, FLT_MAX / 2};
+    size_t c = cs->shape.c;
+    bnorm_rng r;
+    bnorm_rng_init(&r, cs->seed ^ 0xf01d);
+    res->cases++;
+
+    bnorm_fence f[BUFFERS] = {{0}};
+    float *buf[BUFFERS], *copy[VAR + 1] = {0};
+    bool ok = true;
+    for (int b = 0; b < BUFFERS; b++)
+        ok &= (buf[b] = bnorm_fence_alloc(&f[b], c, BNORM_FENCE_AT_GUARD)) != NULL;
+    for (int b = 0; b <= VAR; b++)
+        ok &= (copy[b] = malloc(c * sizeof(float))) != NULL;
+    if (!ok) {
+        bnorm_conf_fail(res, op, k, cs, "harness: out of memory");
+        goto out;
+    }
+    float eps = epss[bnorm_rng_below(&r, COUNT(epss))];
+    for (size_t i = 0; i < c; i++)
+        fill_channel(buf, i, eps, cs->specials, &r);
+    for (int b = 0; b <= VAR; b++)
+        memcpy(copy[b], buf[b], c * sizeof(float));
+    size_t omit = bnorm_rng_below(&r, 8);
+    const float *gamma = omit & 1 ? NULL : buf[GAMMA];
+    const float *beta = omit & 2 ? NULL : buf[BETA];
+    const float *mean = omit & 4 ? NULL : buf[MEAN];
+
+    k->fold(c, gamma, beta, mean, buf[VAR], eps, buf[SCALE], buf[SHIFT]);
+
+    /* The first channel whose outputs are not the formula's, in IEEE double. */
+    size_t bad = c;
+    float want_scale = 0.0f, want_shift = 0.0f;
+    bnorm_x87_state x87 = bnorm_x87_double_begin();
+    for (size_t i = 0; i < c && bad == c; i++) {
+        double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)buf[VAR][i] + eps);
+        want_scale = (float)s;
+        want_shift =
+            (float)((beta ? (double)beta[i] : 0.0) - (mean ? (double)mean[i] : 0.0) * s);
+        if (!same_bits(buf[SCALE][i], want_scale) ||
+            !same_bits(buf[SHIFT][i], want_shift))
+            bad = i;
+    }
+    bnorm_x87_double_end(x87);
+    if (bad < c) {
+        char msg[320];
+        snprintf(msg, sizeof msg,
+                 "channel %zu (gamma %a beta %a mean %a var %a eps %a): scale %a shift %a, "
+                 "want %a %a",
+                 bad, gamma ? (double)gamma[bad] : 1.0, beta ? (double)beta[bad] : 0.0,
+                 mean ? (double)mean[bad] : 0.0, (double)buf[VAR][bad], (double)eps,
+                 (double)buf[SCALE][bad], (double)buf[SHIFT][bad], (double)want_scale,
+                 (double)want_shift);
+        bnorm_conf_fail(res, op, k, cs, msg);
+        goto out;
+    }
+    for (int b = 0; b < BUFFERS; b++)
+        ok &= bnorm_fence_intact(&f[b]);
+    for (int b = 0; b <= VAR; b++)
+        ok &= memcmp(copy[b], buf[b], c * sizeof(float)) == 0;
+    if (!ok)
+        bnorm_conf_fail(res, op, k, cs, "wrote outside scale and shift");
+
+out:
+    for (int b = 0; b < BUFFERS; b++)
+        if (f[b].map)
+            bnorm_fence_free(&f[b]);
+    for (int b = 0; b <= VAR; b++)
+        free(copy[b]);
+}
+
+const bnorm_conf_op bnorm_conf_fold = {"fold", 0.0, run_fold};

@@ -1,0 +1,120 @@
+/*
+ * The fold, AVX2+FMA: the formula's bits (bnorm_f32_fold_kernel) in two thirds of
+ * the formula's time.
+ *
+ * The formula costs a double square root and a division per channel, and the
+ * divider that runs both is the limit (4-lane vsqrtpd and vdivpd take as long per
+ * channel as 2-lane ones). So of every 12 channels, 8 go through the divider by the
+ * formula, and meanwhile 4 go through the FMA units: an estimate, and a proof that
+ * rounding the estimate to float gives the formula's float.
+ *  - r ~ 1/sqrt(v), v = var + eps in double: vrsqrtps, a Newton step in float, one in
+ *    double. The double step's residual e = 1 - v r1^2 bounds its result: it squares
+ *    r1's relative error (about e / 2) into about 3/8 e^2, so |e| <= 2^-19 leaves r
+ *    within 2^-39 of 1/sqrt(v), whatever the estimate was (vrsqrtps gives |e| near
+ *    2^-21). A larger or NaN residual (v zero, subnormal, infinite or NaN, or a poor
+ *    estimate, as SIMDe's on NEON) sends the channel to the formula.
+ *  - s' = gamma * r is then within 2^-39 of the formula's double s, so s's float lies
+ *    between the floats of s' - |s'| 2^-36 and s' + |s'| 2^-36 (rounding to float is
+ *    monotonic): where those two are equal, it is that float.
+ *  - the same for the shift h' = beta - mean * s', with |mean * s'| 2^-36 (the
+ *    product's error) + |h'| 2^-50 (the double roundings of the subtraction, which
+ *    cancellation can make larger than the product's error relative to h').
+ * A channel whose interval holds a float rounding boundary (about 1 in 1000 of the
+ * estimated ones, on random statistics) goes to the formula, and so do NaN and
+ * infinite ones (their intervals are NaN).
+ */
+#include "kernels.h"
+#include "avx2_util.h"
+#include "fold_formula.h"
+
+/* 4 floats at p + i widened to double, or the constant where p is NULL */
+ALWAYS_INLINE __m256d load4(const float *p, size_t i, double constant)
+{
+    return p ? _mm256_cvtps_pd(_mm_loadu_ps(p + i)) : _mm256_set1_pd(constant);
+}
+
+ALWAYS_INLINE __m256d abs_pd(__m256d v)
+{
+    return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v);
+}
+
+/* Channels i..i+3 by the formula. */
+ALWAYS_INLINE void formula4(size_t i, const float *gamma, const float *beta,
+                            const float *mean, const float *var, __m256d eps,
+                            float *scale, float *shift)
+{
+    __m256d v = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(var + i)), eps);
+    __m256d s = _mm256_div_pd(load4(gamma, i, 1.0), _mm256_sqrt_pd(v));
+    _mm_storeu_ps(scale + i, _mm256_cvtpd_ps(s));
+    __m256d ms = _mm256_mul_pd(load4(mean, i, 0.0), s);
+    _mm_storeu_ps(shift + i, _mm256_cvtpd_ps(_mm256_sub_pd(load4(beta, i, 0.0), ms)));
+}
+
+/* Channels i..i+3 by the estimate; returns a bit for each channel it could not vouch
+ * for (its outputs are then to be overwritten by the formula's). */
+ALWAYS_INLINE unsigned estimate4(size_t i, const float *gamma, const float *beta,
+                                 const float *mean, const float *var, __m256d eps,
+                                 __m128 eps_f, float *scale, float *shift)
+{
+    __m128 var_f = _mm_loadu_ps(var + i);
+    __m256d v = _mm256_add_pd(_mm256_cvtps_pd(var_f), eps);
+    __m128 v_f = _mm_add_ps(var_f, eps_f); /* for the estimate only */
+    __m128 r0 = _mm_rsqrt_ps(v_f);
+    __m128 n = _mm_fnmadd_ps(_mm_mul_ps(v_f, _mm_set1_ps(0.5f)), _mm_mul_ps(r0, r0),
+                             _mm_set1_ps(1.5f));
+    __m256d r1 = _mm256_cvtps_pd(_mm_mul_ps(r0, n));
+    __m256d e = _mm256_fnmadd_pd(_mm256_mul_pd(v, r1), r1, _mm256_set1_pd(1.0));
+    __m256d r = _mm256_fmadd_pd(_mm256_mul_pd(e, r1), _mm256_set1_pd(0.5), r1);
+    __m256d converged = _mm256_cmp_pd(abs_pd(e), _mm256_set1_pd(0x1p-19), _CMP_LE_OQ);
+
+    __m256d s = _mm256_mul_pd(load4(gamma, i, 1.0), r);
+    __m256d es = _mm256_mul_pd(abs_pd(s), _mm256_set1_pd(0x1p-36));
+    __m128 s_lo = _mm256_cvtpd_ps(_mm256_sub_pd(s, es));
+    __m128 s_hi = _mm256_cvtpd_ps(_mm256_add_pd(s, es));
+
+    __m256d ms = _mm256_mul_pd(load4(mean, i, 0.0), s);
+    __m256d h = _mm256_sub_pd(load4(beta, i, 0.0), ms);
+    __m256d eh = _mm256_fmadd_pd(abs_pd(ms), _mm256_set1_pd(0x1p-36),
+                                 _mm256_mul_pd(abs_pd(h), _mm256_set1_pd(0x1p-50)));
+    __m128 h_lo = _mm256_cvtpd_ps(_mm256_sub_pd(h, eh));
+    __m128 h_hi = _mm256_cvtpd_ps(_mm256_add_pd(h, eh));
+
+    _mm_storeu_ps(scale + i, s_lo);
+    _mm_storeu_ps(shift + i, h_lo);
+    __m128 same = _mm_and_ps(_mm_cmp_ps(s_lo, s_hi, _CMP_EQ_OQ),
+                             _mm_cmp_ps(h_lo, h_hi, _CMP_EQ_OQ));
+    unsigned vouched = (unsigned)_mm_movemask_ps(same);
+    return (vouched & (unsigned)_mm256_movemask_pd(converged)) ^ 15u;
+}
+
+/* The formula over channels [i, i + n). */
+static void formula_at(size_t i, size_t n, const float *gamma, const float *beta,
+                       const float *mean, const float *var, float eps, float *scale,
+                       float *shift)
+{
+    bnorm_fold_formula(n, gamma ? gamma + i : NULL, beta ? beta + i : NULL,
+                       mean ? mean + i : NULL, var + i, eps, scale + i, shift + i);
+}
+
+void bnorm_f32_fold__avx2(size_t c, const float *gamma, const float *beta,
+                          const float *mean, const float *var, float eps, float *scale,
+                          float *shift)
+{
+    const __m256d eps_d = _mm256_set1_pd(eps);
+    const __m128 eps_f = _mm_set1_ps(eps);
+    size_t i = 0;
+    for (; c - i >= 12; i += 12) {
+        formula4(i, gamma, beta, mean, var, eps_d, scale, shift);
+        formula4(i + 4, gamma, beta, mean, var, eps_d, scale, shift);
+        unsigned left =
+            estimate4(i + 8, gamma, beta, mean, var, eps_d, eps_f, scale, shift);
+        for (; left; left &= left - 1) {
+            size_t j = i + 8 + (size_t)__builtin_ctz(left);
+            formula_at(j, 1, gamma, beta, mean, var, eps, scale, shift);
+        }
+    }
+    for (; c - i >= 4; i += 4)
+        formula4(i, gamma, beta, mean, var, eps_d, scale, shift);
+    if (i < c)
+        formula_at(i, c - i, gamma, beta, mean, var, eps, scale, shift);
+}
