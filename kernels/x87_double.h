@@ -7,6 +7,9 @@
  * begin and end the x87 precision control is 53 bits, so every operation rounds
  * once to double's precision (its exponent range stays wider, which no value here
  * reaches); end restores the caller's control word. Elsewhere both do nothing.
+ * The "memory" clobbers keep the loads and stores of the code between them inside.
+ * Keep conversions of doubles to integers out of it: GCC compiles them with a
+ * control word it may have saved before begin (64-bit precision) and restores.
  */
 #ifndef BNORM_X87_DOUBLE_H
 #define BNORM_X87_DOUBLE_H
@@ -20,7 +23,7 @@ typedef unsigned short bnorm_x87_state;
 static inline bnorm_x87_state bnorm_x87_double_begin(void)
 {
     bnorm_x87_state old;
-    __asm__ volatile("fnstcw %0" : "=m"(old) : : "memory");
+    __asm__ volatile("fnstcw %0" : "=m"(old));
     unsigned short cw = (unsigned short)((old & ~0x300u) | 0x200u);
     __asm__ volatile("fldcw %0" : : "m"(cw) : "memory");
     return old;

@@ -18,8 +18,10 @@ static void fold_block(size_t c0, size_t nc, const float *bias_in, float *bias_o
     for (size_t j = 0; j < nc; j++) {
         size_t o = c0 + j;
         s[j] = (gamma ? (double)gamma[o] : 1.0) / sqrt((double)var[o] + eps);
-        double b = bias_in ? (double)bias_in[o] : 0.0;
-        bias_out[o] = (float)((b - (double)mean[o]) * s[j] + (beta ? (double)beta[o] : 0.0));
+        /* without bias_in, beta - mean * s as bnorm_fold's shift, zeros' signs too */
+        double t = bias_in ? ((double)bias_in[o] - (double)mean[o]) * s[j]
+                           : -((double)mean[o] * s[j]);
+        bias_out[o] = (float)((beta ? (double)beta[o] : 0.0) + t);
     }
 }
 

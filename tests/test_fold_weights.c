@@ -281,6 +281,12 @@ Test(fold_weights, unit_weights_and_no_bias_give_bnorm_fold)
             layer l;
             layer_make(&l, &r, 300, 1, 1, 1, false, true, true, 1e-3f);
             size_t O = l.o;
+            /* zeros of both signs: beta - mean * s, with its sign of zero */
+            for (size_t o = 0; o < 8; o++) {
+                l.mean[o] = o & 1 ? -0.0f : 0.0f;
+                l.beta[o] = o & 2 ? -0.0f : 0.0f;
+                l.gamma[o] = o & 4 ? -1.0f : 1.0f;
+            }
             const float *g = with_affine ? l.gamma : NULL, *b = with_affine ? l.beta : NULL;
             float *w = falloc(O), *bias = falloc(O), *scale = falloc(O), *shift = falloc(O);
             for (size_t o = 0; o < O; o++)

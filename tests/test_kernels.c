@@ -27,6 +27,7 @@
 
 #include "conformance.h"
 #include "test_util.h"
+#include "x87_double.h"
 
 #define DEFAULT_SEED 0x6b65726e31ull
 #define SENTINEL (-777.0f)
@@ -358,84 +359,182 @@ Test(kernels, apply_dense_equals_apply_planes, .timeout = 300)
 }
 
 /*
- * The fold at float rounding boundaries, where an estimate that is not exact rounds
- * the other way. The conformance op "fold" checks every table on random channels;
- * here the channels' outputs lie at or within 2^-45 of halfway between two floats:
- * shifts exactly halfway (var = k^2, gamma = 3k: scale exactly 3; 3 * mean odd in
- * [2^24, 2^25), where floats are 2 apart), and scales searched for over consecutive
- * gammas. Each is repeated over 12 channels, so that it lands in every position of
- * AVX2's blocks (8 by the formula, 4 by the estimate); the outputs end at guard pages.
+ * The fold where an estimate that is not exact rounds the other way. The conformance
+ * op "fold" checks every table on random channels; here each table's fold, against
+ * the formula, on channels made for it:
+ *  - shifts exactly halfway between two floats: var = k^2, gamma = 3k (scale exactly
+ *    3), 3 * mean odd in [2^24, 2^25), where floats are 2 apart;
+ *  - scales 1 to 3 double ulps above halfway: Newton's method approaches 1 / sqrt(v)
+ *    from below, so an estimate lands below halfway and rounds down;
+ *  - shifts exactly zero at tiny magnitudes (beta = mean * scale, scale a power of
+ *    2): an estimate gives a tiny shift of either sign, whose interval holds -0 and
+ *    +0, different bits (the formula's is +0);
+ *  - shifts where beta dominates (mean * scale below 2^-15 of it) and the double
+ *    subtraction's rounding, not the estimate's error, decides the float: found by
+ *    a search with this machine's vrsqrtps, where an estimate without the interval's
+ *    term for that rounding gives the next float;
+ *  - the same channels and random ones with subnormals under FTZ, DAZ and both, in
+ *    MXCSR on x86: there every table must give the scalar table's bits.
+ * Each channel is repeated over 12, so that it lands in every position of AVX2's
+ * blocks (8 by the formula, 4 by the estimate); the outputs end at guard pages.
  */
-enum { FOLD_SPREAD = 12, FOLD_TIES = 24, FOLD_SCALES = 12,
-       FOLD_C = (FOLD_TIES + FOLD_SCALES) * FOLD_SPREAD };
+enum { FOLD_SPREAD = 12, FOLD_TIES = 24, FOLD_SCALES = 12, FOLD_ZEROS = 12,
+       FOLD_DOMINANT = 4,
+       FOLD_C = (FOLD_TIES + FOLD_SCALES + FOLD_ZEROS + FOLD_DOMINANT) * FOLD_SPREAD };
 
-/* A gamma from g upward whose gamma / sqrt(var) is within 2^-45 of halfway. */
-static float gamma_near_halfway(float g, float var)
-{
-    double q = sqrt((double)var);
-    for (;; g = nextafterf(g, INFINITY)) {
-        double s = (double)g / q;
-        float f = (float)s;
-        double up = ((double)f + (double)nextafterf(f, INFINITY)) / 2;
-        double down = ((double)f + (double)nextafterf(f, 0.0f)) / 2;
-        if (fmin(fabs(s - up), fabs(s - down)) < ldexp(s, -45))
-            return g;
-    }
-}
+typedef struct fold_channels {
+    float gamma[FOLD_C], beta[FOLD_C], mean[FOLD_C], var[FOLD_C];
+} fold_channels;
 
-Test(kernels, fold_rounding_boundaries_match_formula, .timeout = 60)
+static void boundary_channels(fold_channels *f)
 {
-    static float gamma[FOLD_C], beta[FOLD_C], mean[FOLD_C], var[FOLD_C];
-    /* The odd k < 4096 whose estimate of 1 / k is furthest off on x86 (2^-44 to 2^-46;
-     * most are within 2^-48), so that a bound set too tight shows. Newton's method
-     * approaches 1 / k from below, so the estimated shift lies on one side of the
-     * tie; mean alternates between ties that round to either side. */
+    /* The odd k < 4096 whose estimate of 1 / k is furthest off on this machine's CPU
+     * (2^-44 to 2^-46; most are within 2^-48), so that an interval set too narrow
+     * shows. The estimated shift lies on one side of the tie; mean alternates between
+     * ties that round to either side. */
     static const uint32_t ks[FOLD_TIES] = {
         3117, 1591, 3151, 3591, 2965, 373,  2387, 2159, 3013, 2937, 2069, 2961,
         2933, 2349, 2205, 3205, 3629, 767,  3847, 3967, 2177, 4079, 3025, 1891};
-    for (uint32_t i = 0; i < FOLD_TIES; i++) {
+    /* gamma, var: gamma / sqrt(var) 1 to 3 double ulps above halfway */
+    static const float scales[FOLD_SCALES][2] = {
+        {0x1.420eaep+0f, 0x1.17f94cp-3f}, {0x1.26acf0p+0f, 0x1.16d83cp+8f},
+        {0x1.46b0b2p+0f, 0x1.288bf8p+1f}, {0x1.1947aap-1f, 0x1.55f34ep-10f},
+        {0x1.6ad356p+0f, 0x1.86f194p+0f}, {0x1.6c772ep+0f, 0x1.379aa2p-1f},
+        {0x1.7b2d40p+0f, 0x1.db3f54p-1f}, {0x1.a988c6p-1f, 0x1.f10dd6p+7f},
+        {0x1.cb8398p-1f, 0x1.77fb66p+4f}, {0x1.51a1e8p-1f, 0x1.515f3ap-7f},
+        {0x1.3b5eb8p-1f, 0x1.237dd6p-5f}, {0x1.9594ccp-1f, 0x1.4f4b10p-7f}};
+    /* gamma, mean, var, with beta = 1 */
+    static const float dominant[FOLD_DOMINANT][3] = {
+        {0x1.27c23ap-1f, 0x1.29c40cp-20f, 0x1.44ac7ep-1f},
+        {0x1.73d6aep+0f, 0x1.343282p-19f, 0x1.35405ap+7f},
+        {0x1.036b6ep+0f, 0x1.8f310cp-16f, 0x1.433d24p+8f},
+        {0x1.c22ee0p-1f, 0x1.4637aap-22f, 0x1.306502p-7f}};
+    size_t n = 0;
+    for (uint32_t i = 0; i < FOLD_TIES; i++, n++) {
         uint32_t k = ks[i];
-        var[i] = (float)(k * k);
-        gamma[i] = (float)(3 * k);
-        mean[i] = (float)((1u << 23) + 1 + 2 * (k % 1024 + i % 2));
-        beta[i] = i % 2 ? 0.0f : 4.0f;
-        cr_assert(fmod(3.0 * mean[i], 2.0) == 1.0 && 3.0 * mean[i] < 0x1p25);
+        f->var[n] = (float)(k * k);
+        f->gamma[n] = (float)(3 * k);
+        f->mean[n] = (float)((1u << 23) + 1 + 2 * (k % 1024 + i % 2));
+        f->beta[n] = i % 2 ? 0.0f : 4.0f;
+        cr_assert(fmod(3.0 * f->mean[n], 2.0) == 1.0 && 3.0 * f->mean[n] < 0x1p25);
     }
-    static const float vars[] = {2.0f, 3.0f, 0.3f, 7.0f, 1e-3f, 5e4f};
-    for (size_t i = FOLD_TIES; i < FOLD_TIES + FOLD_SCALES; i++) {
-        var[i] = vars[i % COUNT(vars)];
-        gamma[i] = gamma_near_halfway(1.0f + (float)i * 0.37f, var[i]);
-        mean[i] = beta[i] = 0.0f;
+    for (size_t i = 0; i < FOLD_SCALES; i++, n++) {
+        f->gamma[n] = scales[i][0];
+        f->var[n] = scales[i][1];
+        double s = (double)f->gamma[n] / sqrt((double)f->var[n]);
+        float lo = (float)s, below = nextafterf(lo, 0.0f);
+        double half = ((double)lo + (double)below) / 2;
+        cr_assert(s > half && s - half <= ldexp(s, -51), "scale %zu: not just above halfway", i);
+        f->mean[n] = f->beta[n] = 0.0f;
     }
-    for (size_t i = FOLD_TIES + FOLD_SCALES; i-- > 0;)
+    for (int i = 0; i < FOLD_ZEROS; i++, n++) {
+        f->var[n] = ldexpf(1.0f, 2 * (i % 5) - 4);  /* sqrt: 2^(i % 5 - 2) */
+        f->gamma[n] = ldexpf(i % 2 ? -1.0f : 1.0f, i % 3);
+        f->mean[n] = ldexpf(1.5f, -100 - 4 * i);
+        f->beta[n] = (float)((double)f->mean[n] * f->gamma[n] / sqrt((double)f->var[n]));
+        cr_assert(f->beta[n] != 0.0f);
+    }
+    for (size_t i = 0; i < FOLD_DOMINANT; i++, n++) {
+        f->gamma[n] = dominant[i][0];
+        f->mean[n] = dominant[i][1];
+        f->var[n] = dominant[i][2];
+        f->beta[n] = 1.0f;
+    }
+    for (size_t i = n; i-- > 0;)
         for (size_t j = FOLD_SPREAD; j-- > 0;) {
-            gamma[i * FOLD_SPREAD + j] = gamma[i];
-            beta[i * FOLD_SPREAD + j] = beta[i];
-            mean[i * FOLD_SPREAD + j] = mean[i];
-            var[i * FOLD_SPREAD + j] = var[i];
+            f->gamma[i * FOLD_SPREAD + j] = f->gamma[i];
+            f->beta[i * FOLD_SPREAD + j] = f->beta[i];
+            f->mean[i * FOLD_SPREAD + j] = f->mean[i];
+            f->var[i * FOLD_SPREAD + j] = f->var[i];
         }
+}
+
+/* Table t's fold of f (eps 0) into fenced outputs; compared channel by channel with
+ * want (the formula when NULL); true when all agree and nothing was written past. */
+static bool fold_agrees(const bnorm_conf_table *t, const fold_channels *f,
+                        const float *want_scale, const float *want_shift, const char *what)
+{
+    bnorm_fence fs, fh;
+    float *scale = bnorm_fence_alloc(&fs, FOLD_C, BNORM_FENCE_AT_GUARD);
+    float *shift = bnorm_fence_alloc(&fh, FOLD_C, BNORM_FENCE_AT_GUARD);
+    cr_assert(scale && shift, "mmap failed");
+    t->k->fold(FOLD_C, f->gamma, f->beta, f->mean, f->var, 0.0f, scale, shift);
+    bool ok = bnorm_fence_intact(&fs) && bnorm_fence_intact(&fh);
+    cr_expect(ok, "%s %s: the fold wrote past its outputs", t->label, what);
+    for (size_t i = 0; i < FOLD_C && ok; i++) {
+        float ws, wh;
+        if (want_scale) {
+            ws = want_scale[i];
+            wh = want_shift[i];
+        } else {
+            bnorm_x87_state x87 = bnorm_x87_double_begin(); /* the formula in IEEE double */
+            double s = (double)f->gamma[i] / sqrt((double)f->var[i]);
+            ws = (float)s;
+            wh = (float)((double)f->beta[i] - (double)f->mean[i] * s);
+            bnorm_x87_double_end(x87);
+        }
+        ok = same_bits(scale[i], ws) && same_bits(shift[i], wh);
+        cr_expect(ok,
+                  "%s %s channel %zu (gamma %a beta %a mean %a var %a): scale %a shift %a, "
+                  "want %a %a",
+                  t->label, what, i, (double)f->gamma[i], (double)f->beta[i],
+                  (double)f->mean[i], (double)f->var[i], (double)scale[i], (double)shift[i],
+                  (double)ws, (double)wh);
+    }
+    bnorm_fence_free(&fs);
+    bnorm_fence_free(&fh);
+    return ok;
+}
+
+Test(kernels, fold_rounding_boundaries_match_formula)
+{
+    static fold_channels f;
+    boundary_channels(&f);
     tables run = runnable_tables();
-    for (size_t ti = 0; ti < run.n; ti++) {
-        bnorm_fence fs, fh;
-        float *scale = bnorm_fence_alloc(&fs, FOLD_C, BNORM_FENCE_AT_GUARD);
-        float *shift = bnorm_fence_alloc(&fh, FOLD_C, BNORM_FENCE_AT_GUARD);
-        cr_assert(scale && shift, "mmap failed");
-        run.t[ti].k->fold(FOLD_C, gamma, beta, mean, var, 0.0f, scale, shift);
-        for (size_t i = 0; i < FOLD_C; i++) {
-            double s = (double)gamma[i] / sqrt((double)var[i]);
-            float want_scale = (float)s;
-            float want_shift = (float)((double)beta[i] - (double)mean[i] * s);
-            cr_expect(bits(scale[i]) == bits(want_scale) &&
-                          bits(shift[i]) == bits(want_shift),
-                      "%s channel %zu (gamma %a beta %a mean %a var %a): scale %a shift %a, "
-                      "want %a %a",
-                      run.t[ti].label, i, (double)gamma[i], (double)beta[i],
-                      (double)mean[i], (double)var[i], (double)scale[i], (double)shift[i],
-                      (double)want_scale, (double)want_shift);
+    for (size_t ti = 0; ti < run.n; ti++)
+        fold_agrees(&run.t[ti], &f, NULL, NULL, "rounding boundaries");
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+
+Test(kernels, fold_under_ftz_and_daz_matches_scalar)
+{
+    static const struct {
+        unsigned bits;
+        const char *name;
+    } modes[] = {{0x8000, "FTZ"}, {0x0040, "DAZ"}, {0x8040, "FTZ+DAZ"}};
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x66747a);
+    static fold_channels f;
+    static float want_scale[FOLD_C], want_shift[FOLD_C];
+    tables run = runnable_tables();
+    const bnorm_conf_table *scalar = NULL;
+    for (size_t ti = 0; ti < run.n; ti++)
+        if (run.t[ti].k->isa == BNORM_ISA_SCALAR)
+            scalar = &run.t[ti];
+    cr_assert_not_null(scalar);
+    unsigned csr = _mm_getcsr();
+    for (int random = 0; random < 2; random++) {
+        boundary_channels(&f);
+        /* then random channels: subnormal or tiny gamma, beta and mean */
+        for (size_t i = random ? 0 : FOLD_C; i < FOLD_C; i++) {
+            f.gamma[i] = (float)bnorm_rng_normal(&rng) * ldexpf(1.0f, -120 - (int)bnorm_rng_below(&rng, 30));
+            f.mean[i] = (float)bnorm_rng_normal(&rng) * ldexpf(1.0f, -100 - (int)bnorm_rng_below(&rng, 50));
+            f.beta[i] = bnorm_rng_below(&rng, 2)
+                            ? (float)((double)f.mean[i] * f.gamma[i] / sqrt((double)f.var[i]))
+                            : (float)bnorm_rng_normal(&rng) * 0x1p-128f;
         }
-        cr_expect(bnorm_fence_intact(&fs) && bnorm_fence_intact(&fh), "%s: wrote past c",
-                  run.t[ti].label);
-        bnorm_fence_free(&fs);
-        bnorm_fence_free(&fh);
+        for (size_t m = 0; m < COUNT(modes); m++) {
+            _mm_setcsr(csr | modes[m].bits);
+            scalar->k->fold(FOLD_C, f.gamma, f.beta, f.mean, f.var, 0.0f, want_scale,
+                            want_shift);
+            for (size_t ti = 0; ti < run.n; ti++)
+                if (&run.t[ti] != scalar)
+                    fold_agrees(&run.t[ti], &f, want_scale, want_shift, modes[m].name);
+            _mm_setcsr(csr);
+        }
     }
 }
+#endif

@@ -7,18 +7,20 @@
  * channel as 2-lane ones). So of every 12 channels, 8 go through the divider by the
  * formula, and meanwhile 4 go through the FMA units: an estimate, and a proof that
  * rounding the estimate to float gives the formula's float.
- *  - r ~ 1/sqrt(v), v = var + eps in double: vrsqrtps, a Newton step in float, one in
- *    double. The double step's residual e = 1 - v r1^2 bounds its result: it squares
- *    r1's relative error (about e / 2) into about 3/8 e^2, so |e| <= 2^-19 leaves r
- *    within 2^-39 of 1/sqrt(v), whatever the estimate was (vrsqrtps gives |e| near
- *    2^-21). A larger or NaN residual (v zero, subnormal, infinite or NaN, or a poor
- *    estimate, as SIMDe's on NEON) sends the channel to the formula.
+ *  - r ~ 1/sqrt(v), v = var + eps in double: vrsqrtps (of var + eps in float), a
+ *    Newton step in float, one in double. The double step's residual e = 1 - v r1^2
+ *    bounds its result: it squares r1's relative error (about e / 2) into about
+ *    3/8 e^2, so |e| <= 2^-19 leaves r within 2^-39 of 1/sqrt(v), whatever the
+ *    estimate was, as long as it was positive (vrsqrtps's is, and gives |e| near
+ *    2^-21). A larger or NaN residual (var + eps zero, subnormal, infinite or NaN in
+ *    float, or a poor estimate, as SIMDe's on NEON) sends the channel to the formula.
  *  - s' = gamma * r is then within 2^-39 of the formula's double s, so s's float lies
  *    between the floats of s' - |s'| 2^-36 and s' + |s'| 2^-36 (rounding to float is
- *    monotonic): where those two are equal, it is that float.
+ *    monotonic): where those two are the same float, bit for bit, it is that float.
+ *    (Bits, not values: -0 equals +0, and under DAZ two subnormals equal zero.)
  *  - the same for the shift h' = beta - mean * s', with |mean * s'| 2^-36 (the
  *    product's error) + |h'| 2^-50 (the double roundings of the subtraction, which
- *    cancellation can make larger than the product's error relative to h').
+ *    are the larger where beta dominates and the product is small).
  * A channel whose interval holds a float rounding boundary (about 1 in 1000 of the
  * estimated ones, on random statistics) goes to the formula, and so do NaN and
  * infinite ones (their intervals are NaN).
@@ -81,9 +83,12 @@ ALWAYS_INLINE unsigned estimate4(size_t i, const float *gamma, const float *beta
 
     _mm_storeu_ps(scale + i, s_lo);
     _mm_storeu_ps(shift + i, h_lo);
-    __m128 same = _mm_and_ps(_mm_cmp_ps(s_lo, s_hi, _CMP_EQ_OQ),
-                             _mm_cmp_ps(h_lo, h_hi, _CMP_EQ_OQ));
-    unsigned vouched = (unsigned)_mm_movemask_ps(same);
+    __m128i same = _mm_and_si128(
+        _mm_cmpeq_epi32(_mm_castps_si128(s_lo), _mm_castps_si128(s_hi)),
+        _mm_cmpeq_epi32(_mm_castps_si128(h_lo), _mm_castps_si128(h_hi)));
+    __m128 numbers = _mm_cmp_ps(s_lo, h_lo, _CMP_ORD_Q);
+    unsigned vouched = (unsigned)_mm_movemask_ps(
+        _mm_and_ps(_mm_castsi128_ps(same), numbers));
     return (vouched & (unsigned)_mm256_movemask_pd(converged)) ^ 15u;
 }
 
