@@ -193,11 +193,15 @@ static void plan_task(void *context, size_t t)
  * than one task rounds up to a multiple of 4, so 2 or 4 threads get equal shares
  * (1x512x28x28: 13 tasks left one of two threads 7, the other 6). The split depends
  * only on the shape (the results on nothing). */
+static size_t task_count(size_t elements)
+{
+    size_t tasks = (elements + BNORM_TASK_ELEMENTS - 1) / BNORM_TASK_ELEMENTS;
+    return tasks > 1 ? (tasks + 3) & ~(size_t)3 : tasks;
+}
+
 size_t bnorm_task_items(size_t items, size_t len)
 {
-    size_t tasks = (items * len + BNORM_TASK_ELEMENTS - 1) / BNORM_TASK_ELEMENTS;
-    if (tasks > 1)
-        tasks = (tasks + 3) & ~(size_t)3;
+    size_t tasks = task_count(items * len);
     if (tasks > items)
         tasks = items;
     return (items + tasks - 1) / tasks;
@@ -211,11 +215,44 @@ static bool one_task(const bnorm_apply_plan *plan, size_t items)
     return items * plan->len <= BNORM_TASK_ELEMENTS || !bnorm_parallel_active();
 }
 
+/* Planes fewer than the tasks they are worth (1x3x224x224: 3 planes, 8 tasks): each
+ * plane is cut into `parts` spans of `span` floats (a multiple of 16, the last one
+ * shorter), and the spans are the tasks, as many as a multiple of 4 where that takes
+ * at most 3 more parts: two threads, which had two planes and one, get equal shares
+ * (1x3x224x224 apply on two threads 8.9-9.4 -> 7.1-7.4 us, one thread 11.5-13.6).
+ * The apply is elementwise, so where a span starts changes no result. */
+typedef struct span_job {
+    const bnorm_apply_plan *plan;
+    size_t parts, span;
+} span_job;
+
+static void span_task(void *context, size_t t)
+{
+    const span_job *j = context;
+    const bnorm_apply_plan *p = j->plan;
+    size_t item = t / j->parts, off = t % j->parts * j->span;
+    size_t g = item / p->items, i = item % p->items;
+    size_t n = p->len - off < j->span ? p->len - off : j->span;
+    p->fn(1, n, p->x + g * p->x_group + i * p->x_item + off, p->x_item,
+          p->y + g * p->y_group + i * p->y_item + off, p->y_item, p->a + i, p->b + i,
+          p->m ? p->m + i : NULL, p->lo, p->hi, p->flags);
+}
+
 void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
 {
     size_t items = bnorm_apply_plan_items(plan);
     if (one_task(plan, items)) {
         bnorm_apply_plan_run(plan, 0, items);
+        return;
+    }
+    size_t tasks = task_count(items * plan->len);
+    if (tasks > items && plan->per_item_ab && plan->last_len == plan->len) {
+        size_t parts = (tasks + items - 1) / items;
+        while (items * parts % 4)
+            parts++;
+        size_t span = ((plan->len + parts - 1) / parts + 15) & ~(size_t)15;
+        span_job j = {plan, (plan->len + span - 1) / span, span};
+        bnorm_parallel_run(span_task, &j, items * j.parts);
         return;
     }
     plan_job j = {plan, bnorm_task_items(items, plan->len), items};

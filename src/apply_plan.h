@@ -13,7 +13,8 @@
  *     lcm(C, 8) >= 64 floats, so small C costs no per-row tail.
  * bnorm_apply_plan_run(plan, begin, end) runs any sub-range of the items; any split
  * of [0, bnorm_apply_plan_items(plan)) gives the same result, bit for bit, which is
- * what bnorm_apply_plan_execute relies on to spread the items over threads.
+ * what bnorm_apply_plan_execute relies on to spread the items over threads (planes
+ * fewer than their tasks are split into spans too: the apply is elementwise).
  */
 #ifndef BNORM_APPLY_PLAN_H
 #define BNORM_APPLY_PLAN_H

@@ -99,6 +99,8 @@ static const bnorm_shape shapes[] = {
      * a pool too (the rows are too many for column ranges) */
     {2, 3, 100 * 100, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
     {3000, 24, 1, BNORM_NCHW},     {1, 1030, 512, BNORM_NHWC},
+    /* planes fewer than their tasks, applied in spans (one image; two of one plane) */
+    {2, 1, 201 * 199, BNORM_NCHW},
 };
 
 /* The shapes of a list, then WIDE shapes of split rows whose x is larger than the
@@ -269,11 +271,12 @@ Test(parallel, setting_is_per_thread_and_clearable)
  * training forward (with and without gamma and beta) and backward give the serial
  * results bit for bit and leave the gaps alone. The shapes take the split rows (C up
  * to 1024 over few rows; C over 1024, serially in parts; over many rows, serially one
- * pass over the rows), the row chunks, one row per image, and planes.
+ * pass over the rows), the row chunks, one row per image, and planes (few and long
+ * ones too, applied in spans).
  */
 static const bnorm_shape strided_shapes[] = {
     {2, 600, 9, BNORM_NHWC},       {3, 1000, 1, BNORM_NHWC}, {2, 1100, 5, BNORM_NHWC},
-    {1, 64, 48 * 48, BNORM_NHWC}, {2, 64, 49, BNORM_NCHW},
+    {1, 64, 48 * 48, BNORM_NHWC}, {2, 64, 49, BNORM_NCHW},    {1, 3, 111 * 113, BNORM_NCHW},
 };
 
 #define GAP (-333.0f)
