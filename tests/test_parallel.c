@@ -99,7 +99,8 @@ static const bnorm_shape shapes[] = {
      * a pool too (the rows are too many for column ranges) */
     {2, 3, 100 * 100, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
     {3000, 24, 1, BNORM_NCHW},     {1, 1030, 512, BNORM_NHWC},
-    /* planes fewer than their tasks, applied in spans (one image; two of one plane) */
+    /* planes fewer than their tasks, applied in spans (1x3x112x112 above too), here
+     * over two images, with a shorter last span */
     {2, 1, 201 * 199, BNORM_NCHW},
 };
 
