@@ -6,9 +6,11 @@
 #ifndef BNORM_CONFORMANCE_H
 #define BNORM_CONFORMANCE_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,6 +20,13 @@ extern "C" {
 
 /* The number of elements of an array (not a pointer). */
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Exactly the same value: NaN matches any NaN, everything else bit for bit (so +0
+ * and -0 differ). */
+static inline bool bnorm_conf_same_bits(float got, float want)
+{
+    return isnan(want) ? isnan(got) : memcmp(&got, &want, sizeof got) == 0;
+}
 
 /* ---- kernel tables ------------------------------------------------------------- */
 

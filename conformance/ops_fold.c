@@ -1,10 +1,10 @@
 /*
  * Conformance of the fold kernel (bnorm_f32_fold_kernel): each table's fold, on the
- * case's C channels, writes the formula's bits (NaN for NaN) and nothing else. The
- * AVX2 fold computes some channels from an estimate that must prove it rounds to
- * the formula's float, or hand them to the formula; this op is exact (tolerance 0)
- * and runs wherever bnorm-check runs, so a table whose estimate is poorer (SIMDe's
- * translation on aarch64) is checked too.
+ * case's C channels, writes the reference's bits (bnorm_ref_fold; NaN for NaN) and
+ * nothing else. The AVX2 fold computes some channels from an estimate that must
+ * prove it rounds to the formula's float, or hand them to the formula; this op is
+ * exact (tolerance 0) and runs wherever bnorm-check runs, so a table whose estimate
+ * is poorer (SIMDe's translation on aarch64) is checked too.
  *
  * Channels, drawn per case: training-like statistics (var 0 or, in cases with
  * specials, NaN, infinite, subnormal or FLT_MAX); any bit pattern (cases with
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "conformance.h"
-#include "x87_double.h"
+#include "reference.h"
 
 enum { GAMMA, BETA, MEAN, VAR, SCALE, SHIFT, BUFFERS };
 
@@ -75,11 +75,6 @@ static void fill_channel(float *in[BUFFERS], size_t i, float eps, bool specials,
     }
 }
 
-static bool same_bits(float got, float want)
-{
-    return isnan(want) ? isnan(got) : memcmp(&got, &want, sizeof got) == 0;
-}
-
 static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
                      const bnorm_conf_case *cs, bnorm_conf_result *res)
 {
@@ -91,7 +86,8 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
 
     bnorm_fence f[BUFFERS] = {{0}};
     float *buf[BUFFERS], *copy[VAR + 1] = {0};
-    bool ok = true;
+    float *want = malloc(2 * c * sizeof(float)); /* the reference's scale, then shift */
+    bool ok = want != NULL;
     for (int b = 0; b < BUFFERS; b++)
         ok &= (buf[b] = bnorm_fence_alloc(&f[b], c, BNORM_FENCE_AT_GUARD)) != NULL;
     for (int b = 0; b <= VAR; b++)
@@ -112,20 +108,11 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
 
     k->fold(c, gamma, beta, mean, buf[VAR], eps, buf[SCALE], buf[SHIFT]);
 
-    /* The first channel whose outputs are not the formula's, in IEEE double. */
-    size_t bad = c;
-    float want_scale = 0.0f, want_shift = 0.0f;
-    bnorm_x87_state x87 = bnorm_x87_double_begin();
-    for (size_t i = 0; i < c && bad == c; i++) {
-        double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)buf[VAR][i] + eps);
-        want_scale = (float)s;
-        want_shift =
-            (float)((beta ? (double)beta[i] : 0.0) - (mean ? (double)mean[i] : 0.0) * s);
-        if (!same_bits(buf[SCALE][i], want_scale) ||
-            !same_bits(buf[SHIFT][i], want_shift))
-            bad = i;
-    }
-    bnorm_x87_double_end(x87);
+    bnorm_ref_fold(c, gamma, beta, mean, buf[VAR], eps, want, want + c);
+    size_t bad = 0; /* the first channel whose outputs are not the reference's */
+    while (bad < c && bnorm_conf_same_bits(buf[SCALE][bad], want[bad]) &&
+           bnorm_conf_same_bits(buf[SHIFT][bad], want[c + bad]))
+        bad++;
     if (bad < c) {
         char msg[320];
         snprintf(msg, sizeof msg,
@@ -133,8 +120,8 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
                  "want %a %a",
                  bad, gamma ? (double)gamma[bad] : 1.0, beta ? (double)beta[bad] : 0.0,
                  mean ? (double)mean[bad] : 0.0, (double)buf[VAR][bad], (double)eps,
-                 (double)buf[SCALE][bad], (double)buf[SHIFT][bad], (double)want_scale,
-                 (double)want_shift);
+                 (double)buf[SCALE][bad], (double)buf[SHIFT][bad], (double)want[bad],
+                 (double)want[c + bad]);
         bnorm_conf_fail(res, op, k, cs, msg);
         goto out;
     }
@@ -151,6 +138,7 @@ out:
             bnorm_fence_free(&f[b]);
     for (int b = 0; b <= VAR; b++)
         free(copy[b]);
+    free(want);
 }
 
 const bnorm_conf_op bnorm_conf_fold = {"fold", 0.0, run_fold};

@@ -26,8 +26,8 @@
 #include <string.h>
 
 #include "conformance.h"
+#include "reference.h"
 #include "test_util.h"
-#include "x87_double.h"
 
 #define DEFAULT_SEED 0x6b65726e31ull
 #define SENTINEL (-777.0f)
@@ -449,8 +449,8 @@ static void boundary_channels(fold_channels *f)
         }
 }
 
-/* Table t's fold of f (eps 0) into fenced outputs; compared channel by channel with
- * want (the formula when NULL); true when all agree and nothing was written past. */
+/* Table t's fold of f (eps 0) into fenced outputs, compared channel by channel with
+ * want; true when all agree and nothing was written past. */
 static bool fold_agrees(const bnorm_conf_table *t, const fold_channels *f,
                         const float *want_scale, const float *want_shift, const char *what)
 {
@@ -462,17 +462,7 @@ static bool fold_agrees(const bnorm_conf_table *t, const fold_channels *f,
     bool ok = bnorm_fence_intact(&fs) && bnorm_fence_intact(&fh);
     cr_expect(ok, "%s %s: the fold wrote past its outputs", t->label, what);
     for (size_t i = 0; i < FOLD_C && ok; i++) {
-        float ws, wh;
-        if (want_scale) {
-            ws = want_scale[i];
-            wh = want_shift[i];
-        } else {
-            bnorm_x87_state x87 = bnorm_x87_double_begin(); /* the formula in IEEE double */
-            double s = (double)f->gamma[i] / sqrt((double)f->var[i]);
-            ws = (float)s;
-            wh = (float)((double)f->beta[i] - (double)f->mean[i] * s);
-            bnorm_x87_double_end(x87);
-        }
+        float ws = want_scale[i], wh = want_shift[i];
         ok = same_bits(scale[i], ws) && same_bits(shift[i], wh);
         cr_expect(ok,
                   "%s %s channel %zu (gamma %a beta %a mean %a var %a): scale %a shift %a, "
@@ -489,14 +479,30 @@ static bool fold_agrees(const bnorm_conf_table *t, const fold_channels *f,
 Test(kernels, fold_rounding_boundaries_match_formula)
 {
     static fold_channels f;
+    static float want_scale[FOLD_C], want_shift[FOLD_C];
     boundary_channels(&f);
+    bnorm_ref_fold(FOLD_C, f.gamma, f.beta, f.mean, f.var, 0.0f, want_scale, want_shift);
     tables run = runnable_tables();
     for (size_t ti = 0; ti < run.n; ti++)
-        fold_agrees(&run.t[ti], &f, NULL, NULL, "rounding boundaries");
+        fold_agrees(&run.t[ti], &f, want_scale, want_shift, "rounding boundaries");
 }
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
+
+/* Random channels with subnormal or tiny gamma, beta and mean (var kept). */
+static void tiny_channels(fold_channels *f, bnorm_rng *rng)
+{
+    for (size_t i = 0; i < FOLD_C; i++) {
+        f->gamma[i] = (float)bnorm_rng_normal(rng) *
+                      ldexpf(1.0f, -120 - (int)bnorm_rng_below(rng, 30));
+        f->mean[i] = (float)bnorm_rng_normal(rng) *
+                     ldexpf(1.0f, -100 - (int)bnorm_rng_below(rng, 50));
+        f->beta[i] = bnorm_rng_below(rng, 2)
+                         ? (float)((double)f->mean[i] * f->gamma[i] / sqrt((double)f->var[i]))
+                         : (float)bnorm_rng_normal(rng) * 0x1p-128f;
+    }
+}
 
 Test(kernels, fold_under_ftz_and_daz_matches_scalar)
 {
@@ -516,16 +522,10 @@ Test(kernels, fold_under_ftz_and_daz_matches_scalar)
             scalar = &run.t[ti];
     cr_assert_not_null(scalar);
     unsigned csr = _mm_getcsr();
-    for (int random = 0; random < 2; random++) {
+    for (int tiny = 0; tiny < 2; tiny++) {
         boundary_channels(&f);
-        /* then random channels: subnormal or tiny gamma, beta and mean */
-        for (size_t i = random ? 0 : FOLD_C; i < FOLD_C; i++) {
-            f.gamma[i] = (float)bnorm_rng_normal(&rng) * ldexpf(1.0f, -120 - (int)bnorm_rng_below(&rng, 30));
-            f.mean[i] = (float)bnorm_rng_normal(&rng) * ldexpf(1.0f, -100 - (int)bnorm_rng_below(&rng, 50));
-            f.beta[i] = bnorm_rng_below(&rng, 2)
-                            ? (float)((double)f.mean[i] * f.gamma[i] / sqrt((double)f.var[i]))
-                            : (float)bnorm_rng_normal(&rng) * 0x1p-128f;
-        }
+        if (tiny)
+            tiny_channels(&f, &rng);
         for (size_t m = 0; m < COUNT(modes); m++) {
             _mm_setcsr(csr | modes[m].bits);
             scalar->k->fold(FOLD_C, f.gamma, f.beta, f.mean, f.var, 0.0f, want_scale,

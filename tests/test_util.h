@@ -34,11 +34,10 @@ static inline float sentinel(void)
     return f;
 }
 
-/* Exactly the same value: NaN matches any NaN, everything else bit for bit (so +0
- * and -0 differ). */
+/* bnorm_conf_same_bits: NaN matches any NaN, everything else bit for bit. */
 static inline bool same_bits(float got, float want)
 {
-    return isnan(want) ? isnan(got) : bits(got) == bits(want);
+    return bnorm_conf_same_bits(got, want);
 }
 
 static inline const char *layout_name(bnorm_layout l)

@@ -1,6 +1,7 @@
 #include <math.h>
 
 #include "reference.h"
+#include "x87_double.h"
 
 size_t bnorm_ref_offset(const bnorm_shape *shape, size_t inner, size_t batch, size_t n,
                         size_t c, size_t s)
@@ -45,6 +46,18 @@ void bnorm_ref_inference(const bnorm_shape *shape, const float *x, size_t x_inne
                 *out++ = bnorm_ref_activate(act, g * (v - mean[c]) * invstd + b);
             }
         }
+}
+
+void bnorm_ref_fold(size_t c, const float *gamma, const float *beta, const float *mean,
+                    const float *var, float eps, float *scale, float *shift)
+{
+    bnorm_x87_state x87 = bnorm_x87_double_begin();
+    for (size_t i = 0; i < c; i++) {
+        double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)var[i] + eps);
+        scale[i] = (float)s;
+        shift[i] = (float)((beta ? (double)beta[i] : 0.0) - (mean ? (double)mean[i] : 0.0) * s);
+    }
+    bnorm_x87_double_end(x87);
 }
 
 void bnorm_ref_batch_stats(const bnorm_shape *shape, const float *x, size_t x_inner,

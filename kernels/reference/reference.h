@@ -30,6 +30,13 @@ void bnorm_ref_inference(const bnorm_shape *shape, const float *x, size_t x_inne
                          const float *mean, const float *var, float eps,
                          const bnorm_activation *act, double *out);
 
+/* The fold's float outputs, which every kernel table must write bit for bit:
+ * s = gamma[c] / sqrt(var[c] + eps), scale[c] = (float)s,
+ * shift[c] = (float)(beta[c] - mean[c] * s), each operation in IEEE double (also
+ * where C computes doubles on x87); gamma, beta and mean may be NULL (1, 0, 0). */
+void bnorm_ref_fold(size_t c, const float *gamma, const float *beta, const float *mean,
+                    const float *var, float eps, float *scale, float *shift);
+
 /* Batch statistics per channel, two-pass: mean[c] and biased var[c]. */
 void bnorm_ref_batch_stats(const bnorm_shape *shape, const float *x, size_t x_inner,
                            size_t x_batch, double *mean, double *var);
