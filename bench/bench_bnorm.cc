@@ -141,10 +141,11 @@ void register_bnorm(const Shape &shape, bool full)
             }
         }
 #if BNORM_BENCH_HAVE_OPENMP
-        // Two threads, active ISA, for the apply and training; training also through a
-        // pool of one thread, the wall-clock baseline of its two-thread rows.
+        // Two threads, active ISA, for the apply, the inference from running statistics
+        // and training; training also through a pool of one thread, the wall-clock
+        // baseline of its two-thread rows.
         bool training = is_training(op.op);
-        if (op.op != Op::apply && !training)
+        if (op.op != Op::apply && op.op != Op::inference && !training)
             continue;
         const bnorm_kernels *k = bnorm_active_kernels();
         for (bnorm_layout l : layouts) {

@@ -29,9 +29,14 @@ size_t map_size(size_t elems)
     return (elems * sizeof(float) + page - 1) / page * page;
 }
 
+size_t offset_floats()
+{
+    return tensor_offset_bytes() / sizeof(float);
+}
+
 float *map_floats(size_t elems)
 {
-    size_t bytes = map_size(elems);
+    size_t bytes = map_size(elems + offset_floats());
     void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
     if (p == MAP_FAILED)
@@ -40,7 +45,7 @@ float *map_floats(size_t elems)
     if (want_hugepages())
         madvise(p, bytes, MADV_HUGEPAGE);
 #endif
-    return static_cast<float *>(p);
+    return static_cast<float *>(p) + offset_floats();
 }
 
 // Finite values in [-4, 4): random enough that nothing is constant or compressible.
@@ -78,6 +83,16 @@ bool want_hugepages()
     return e && *e && std::strcmp(e, "0") != 0;
 }
 
+size_t tensor_offset_bytes()
+{
+    static const size_t offset = [] {
+        const char *e = std::getenv("BNORM_BENCH_OFFSET");
+        size_t v = e ? std::strtoul(e, nullptr, 10) : 0;
+        return v < 4096 ? v / sizeof(float) * sizeof(float) : 0;
+    }();
+    return offset;
+}
+
 const Caches &caches()
 {
     static const Caches c = [] {
@@ -111,7 +126,7 @@ void free_tensors()
     Held &h = g_held;
     for (float *&b : h.t.buf) {
         if (b)
-            munmap(b, map_size(h.t.elems));
+            munmap(b - offset_floats(), map_size(h.t.elems + offset_floats()));
         b = nullptr;
     }
     for (std::vector<float> &v : h.channel)

@@ -29,6 +29,11 @@ const Caches &caches();
 // (madvise MADV_HUGEPAGE).
 bool want_hugepages();
 
+// BNORM_BENCH_OFFSET: tensors() places each buffer that many bytes (a multiple of 4,
+// below 4096) past the start of its mapping, e.g. 16 as glibc's malloc does for large
+// blocks; 0 (page-aligned) when unset.
+size_t tensor_offset_bytes();
+
 // "L1", "L2", "LLC" or "DRAM": the smallest level that holds footprint_bytes.
 const char *cache_level(size_t footprint_bytes);
 

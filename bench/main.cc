@@ -75,6 +75,8 @@ void add_context(bool full, const std::vector<bench::Shape> &shapes)
     AddCustomContext("bnorm_l1_bytes", std::to_string(c.l1));
     AddCustomContext("bnorm_l2_bytes", std::to_string(c.l2));
     AddCustomContext("bnorm_llc_bytes", std::to_string(c.llc));
+    AddCustomContext("bnorm_tensor_offset_bytes",
+                     std::to_string(bench::tensor_offset_bytes()));
     std::string s;
     for (const bench::Shape &sh : shapes)
         s += (s.empty() ? "" : ", ") + bench::shape_name(sh) + (sh.dram ? " (DRAM)" : "");

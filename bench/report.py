@@ -131,13 +131,15 @@ def header(ctx, args):
     l2 = int(ctx.get("bnorm_l2_bytes", "0") or 0)
     l1 = int(ctx.get("bnorm_l1_bytes", "0") or 0)
     load = ", ".join("%.2f" % x for x in ctx.get("load_avg", []))
+    offset = int(ctx.get("bnorm_tensor_offset_bytes", "0") or 0)
     lines = [
         "Measured %s (%s run) on %s (%s; %s CPUs; L1d %s, L2 %s, LLC %s), "
-        "bnorm %s at commit %s (%s), oneDNN %s. Load average at start: %s."
+        "bnorm %s at commit %s (%s), oneDNN %s. Load average at start: %s.%s"
         % (ctx.get("date", "?"), mode, ctx.get("cpu_model", "?"),
            ctx.get("cpu_features", "?"), ctx.get("num_cpus", "?"), size(l1), size(l2),
            size(llc), ctx.get("bnorm_version", "?"), args.commit or "?",
-           ctx.get("bnorm_build", "?"), ctx.get("onednn", "not built"), load or "?"),
+           ctx.get("bnorm_build", "?"), ctx.get("onednn", "not built"), load or "?",
+           " Tensors %d bytes past a page (BNORM_BENCH_OFFSET)." % offset if offset else ""),
         "",
         "GB/s = 10^9 bytes per second of minimal traffic (inference 8 bytes per element, "
         "training forward 12, backward 20; memcpy and the streaming copy 8), from thread "

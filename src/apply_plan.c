@@ -193,7 +193,7 @@ static void plan_task(void *context, size_t t)
  * than one task rounds up to a multiple of 4, so 2 or 4 threads get equal shares
  * (1x512x28x28: 13 tasks left one of two threads 7, the other 6). The split depends
  * only on the shape (the results on nothing). */
-static size_t task_count(size_t elements)
+size_t bnorm_task_count(size_t elements)
 {
     size_t tasks = (elements + BNORM_TASK_ELEMENTS - 1) / BNORM_TASK_ELEMENTS;
     return tasks > 1 ? (tasks + 3) & ~(size_t)3 : tasks;
@@ -201,7 +201,7 @@ static size_t task_count(size_t elements)
 
 size_t bnorm_task_items(size_t items, size_t len)
 {
-    size_t tasks = task_count(items * len);
+    size_t tasks = bnorm_task_count(items * len);
     if (tasks > items)
         tasks = items;
     return (items + tasks - 1) / tasks;
@@ -245,7 +245,7 @@ void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
         bnorm_apply_plan_run(plan, 0, items);
         return;
     }
-    size_t tasks = task_count(items * plan->len);
+    size_t tasks = bnorm_task_count(items * plan->len);
     if (tasks > items && plan->per_item_ab && plan->last_len == plan->len) {
         size_t parts = (tasks + items - 1) / items;
         while (items * parts % 4)

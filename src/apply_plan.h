@@ -28,6 +28,10 @@
  * far more than its dispatch. */
 #define BNORM_TASK_ELEMENTS ((size_t)32 << 10)
 
+/* Tasks for an apply of `elements` over a pool: about BNORM_TASK_ELEMENTS each, and
+ * when more than one, a multiple of 4 (so 2 or 4 threads get equal shares). */
+size_t bnorm_task_count(size_t elements);
+
 /* Items per task for items of len elements: about BNORM_TASK_ELEMENTS each, all
  * tasks equal but the last (the items cut into equal parts). */
 size_t bnorm_task_items(size_t items, size_t len);

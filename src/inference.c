@@ -3,6 +3,7 @@
 #include "apply_plan.h"
 #include "dispatch.h"
 #include "ops.h"
+#include "parallel.h"
 #include "tensor.h"
 
 /* Channels folded per block by bnorm_inference: bounds its stack use (16 KB). A
@@ -97,6 +98,80 @@ bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
                            scale, shift, act);
 }
 
+/*
+ * bnorm_inference over a pool, NCHW planes: channel ranges (over every image) are the
+ * tasks, each folding its channels and applying them, so the fold is shared too. It
+ * was serial, before the parallel apply: on 1x2048x7x7 a fifth of one thread's time;
+ * two threads 7.9-8.2 -> 6.4-6.6 us. Each channel's fold and apply are the same in
+ * any range: no result changes.
+ * Rows (NHWC) keep the serial fold: each task needs every channel's coefficients,
+ * and column ranges, which would not, cost more than the fold saves (1x1024x14x14
+ * NHWC in eight column ranges of 128: one thread 30 us against 24 serially; two
+ * threads 24-25 us, against 12-13 with row tasks).
+ */
+typedef struct infer_job {
+    const bnorm_kernels *k;
+    const bnorm_shape *shape;
+    const bnorm_geom *gx, *gy;
+    const float *x;
+    float *y;
+    const float *gamma, *beta, *mean, *var;
+    float eps, lo, hi;
+    bool clamp;
+} infer_job;
+
+/* Folds channels [c0, c1) onto the stack a block at a time and applies each block:
+ * as a pool's task (the block's plan runs here), or for the whole call
+ * (bnorm_apply_channels, which with a pool splits the apply into tasks). Arguments,
+ * not an infer_job: the serial call of a tiny tensor builds none. */
+static BNORM_ALWAYS_INLINE void
+fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gx,
+           const bnorm_geom *gy, const float *x, float *y, const float *gamma,
+           const float *beta, const float *mean, const float *var, float eps, float lo,
+           float hi, bool clamp, size_t c0, size_t c1, bool task)
+{
+    float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
+    for (; c0 < c1; c0 += FOLD_BLOCK) {
+        size_t b1 = c1 - c0 < FOLD_BLOCK ? c1 : c0 + FOLD_BLOCK;
+        k->fold(b1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,
+                mean ? mean + c0 : NULL, var + c0, eps, scale, shift);
+        if (task) {
+            bnorm_apply_plan plan;
+            bnorm_apply_plan_init(&plan, k, shape, gx, gy, x, y, c0, b1, scale, shift, NULL,
+                                  lo, hi, clamp, NULL);
+            bnorm_apply_plan_run(&plan, 0, bnorm_apply_plan_items(&plan));
+        } else {
+            bnorm_apply_channels(k, shape, gx, gy, x, y, c0, b1, scale, shift, lo, hi,
+                                 clamp);
+        }
+    }
+}
+
+static void infer_range(const void *job, size_t c0, size_t c1)
+{
+    const infer_job *j = job;
+    fold_apply(j->k, j->shape, j->gx, j->gy, j->x, j->y, j->gamma, j->beta, j->mean,
+               j->var, j->eps, j->lo, j->hi, j->clamp, c0, c1, true);
+}
+
+/* Channels per range where bnorm_inference runs in channel ranges over the calling
+ * thread's pool (above), else 0: NCHW planes worth more than one task, at least a
+ * channel a task (else the apply splits planes into spans). Inline: small calls
+ * leave at the first test. */
+static BNORM_ALWAYS_INLINE size_t range_channels(const bnorm_shape *shape,
+                                                 const bnorm_geom *gx, const bnorm_geom *gy)
+{
+    if (gy->extent <= BNORM_TASK_ELEMENTS) /* then so are the elements */
+        return 0;
+    size_t c = shape->c, elements = c * shape->n * shape->spatial;
+    if (elements <= BNORM_TASK_ELEMENTS || shape->layout != BNORM_NCHW ||
+        (shape->spatial == 1 && gx->inner == 1 && gy->inner == 1) ||
+        !bnorm_parallel_active())
+        return 0;
+    size_t tasks = bnorm_task_count(elements);
+    return c < tasks ? 0 : (c + tasks - 1) / tasks;
+}
+
 /* bnorm_inference, and with mean NULL (zero) the frozen backward; inlined into each
  * entry point, as inference_apply. */
 static BNORM_ALWAYS_INLINE bnorm_status
@@ -119,13 +194,13 @@ inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
     if (bnorm_overlaps_any(y, gy.extent, params, 4, c))
         return BNORM_ERR_ALIAS;
 
-    /* Fold a block of channels onto the stack, apply it, go on. */
-    float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
-    for (size_t c0 = 0; c0 < c; c0 += FOLD_BLOCK) {
-        size_t c1 = c - c0 < FOLD_BLOCK ? c : c0 + FOLD_BLOCK;
-        k->fold(c1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,
-                mean ? mean + c0 : NULL, var + c0, eps, scale, shift);
-        bnorm_apply_channels(k, shape, &gx, &gy, x, y, c0, c1, scale, shift, lo, hi, clamp);
+    size_t per = range_channels(shape, &gx, &gy);
+    if (per) {
+        infer_job j = {k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp};
+        bnorm_parallel_ranges(infer_range, &j, 0, c, per, NULL);
+    } else {
+        fold_apply(k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp, 0,
+                   c, false);
     }
     return BNORM_OK;
 }

@@ -336,8 +336,9 @@ static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)
  * (ResNet's 1x1024x14x14: three chunks of rows per block simulated 1.48x on two
  * threads, four ranges of 256 1.96x; measured, ranges of 256 and of 128 take the same
  * time on two threads and 256 is 12% faster on one).
- * Ranges are balanced: C is cut into equal parts. Every channel's sums are
- * independent of the ranges: no result changes.
+ * Ranges are balanced: C is cut into equal parts (whose cuts move to the output's
+ * lines where they can: range_lines). Every channel's sums are independent of the
+ * ranges: no result changes.
  */
 static size_t task_channels(const walk *w, size_t c, size_t m)
 {
@@ -350,20 +351,14 @@ static size_t task_channels(const walk *w, size_t c, size_t m)
     return (c + tasks - 1) / tasks;
 }
 
-/* Splits channels [c0, c1) into ranges of `per` and runs range(job, r0, r1) for
- * each: through the pool as tasks if the calling thread has one, else one range of
- * all. */
-typedef struct ranges {
-    void (*range)(const void *job, size_t c0, size_t c1);
-    const void *job;
-    size_t c0, c1, per;
-} ranges;
-
-static void range_task(void *context, size_t t)
+/* The output whose lines the column ranges of a call start on (bnorm_parallel_ranges):
+ * out (y, dx) where the ranges write rows of it whose stride is a whole number of
+ * lines, else NULL. */
+static const float *range_lines(const walk *w, const float *out)
 {
-    const ranges *r = context;
-    size_t r0 = r->c0 + t * r->per;
-    r->range(r->job, r0, r->c1 - r0 < r->per ? r->c1 : r0 + r->per);
+    bool lines = w->rows && !w->period && w->i_stride[2] % 16 == 0 &&
+                 (w->groups == 1 || w->g_stride[2] % 16 == 0);
+    return lines ? out : NULL;
 }
 
 /* Whether run_ranges runs ranges of `per` of c channels as pool tasks. */
@@ -372,15 +367,16 @@ static bool ranged(size_t c, size_t per)
     return bnorm_parallel_active() && per < c;
 }
 
-static void run_ranges(void (*range)(const void *, size_t, size_t), const void *job,
-                       size_t c0, size_t c1, size_t per)
+/* Splits channels [c0, c1) into ranges of `per` (cut on the lines of `lines`, if not
+ * NULL) and runs range(job, r0, r1) for each: through the pool as tasks if the
+ * calling thread has one, else one range of all. */
+static void run_ranges(bnorm_range_fn range, const void *job, size_t c0, size_t c1,
+                       size_t per, const float *lines)
 {
-    if (!ranged(c1 - c0, per)) {
+    if (!ranged(c1 - c0, per))
         range(job, c0, c1);
-        return;
-    }
-    ranges r = {range, job, c0, c1, per};
-    bnorm_parallel_run(range_task, &r, (c1 - c0 + per - 1) / per);
+    else
+        bnorm_parallel_ranges(range, job, c0, c1, per, lines);
 }
 
 /*
@@ -702,8 +698,8 @@ static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t c0, size_t c1
     j->ranged = ranged(c1 - c0, per);
     if (wide_rows(&j->w))
         fwd_wide(j, c0, c1, a, b, m);
-    else
-        run_ranges(fwd_range, j, c0, c1, per);
+    else /* the ranges write coefficients, not rows */
+        run_ranges(fwd_range, j, c0, c1, per, NULL);
     /* no pattern: rows of over a block are their own period */
     fwd_apply(j->kt, j->shape, j->g, j->x, j->y, c0, c1 - c0, a, b, m, NULL,
               bnorm_parallel_active());
@@ -747,7 +743,7 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
         fwd_split(&j, c0, part_end(c0, c, width), per);
     if (!width) {
         j.ranged = ranged(c, per);
-        run_ranges(fwd_range, &j, 0, c, per);
+        run_ranges(fwd_range, &j, 0, c, per, range_lines(&j.w, y));
     }
     return BNORM_OK;
 }
@@ -963,8 +959,8 @@ static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t c0, size_t c1
     j->ranged = ranged(c1 - c0, per);
     if (wide_rows(&j->w))
         bwd_wide(j, c0, c1, a, b, k);
-    else
-        run_ranges(bwd_range, j, c0, c1, per);
+    else /* the ranges write coefficients, not rows */
+        run_ranges(bwd_range, j, c0, c1, per, NULL);
     const walk *w = &j->w;
     walk wb = walk_block(w, c1 - c0);
     apply2_block(j->kt, &wb, j->x + c0 * w->c_stride[0], j->dy + c0 * w->c_stride[1],
@@ -1007,7 +1003,7 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
         bwd_split(&j, c0, part_end(c0, c, width), per);
     if (!width) {
         j.ranged = ranged(c, per);
-        run_ranges(bwd_range, &j, 0, c, per);
+        run_ranges(bwd_range, &j, 0, c, per, range_lines(&j.w, dx));
     }
     return BNORM_OK;
 }

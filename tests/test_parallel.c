@@ -24,15 +24,20 @@
 
 #define SEED 0x9a7a11e1ull
 
-/* Runs the tasks last to first on this thread, and counts the calls. */
-static size_t reverse_ranges;
+/* Runs the tasks last to first on this thread, and counts the calls, their tasks and
+ * the calls made from inside a task (parallel regions must never nest). */
+static size_t reverse_ranges, reverse_tasks, reverse_depth, reverse_nested;
 static void reverse_parallel_for(void *pool, bnorm_task_fn task, void *context,
                                  size_t range)
 {
     (void)pool;
     reverse_ranges++;
+    reverse_tasks += range;
+    reverse_nested += reverse_depth > 0;
+    reverse_depth++;
     for (size_t i = range; i-- > 0;)
         task(context, i);
+    reverse_depth--;
 }
 
 /* Every output of every operation on one shape, into one buffer. */
@@ -102,6 +107,10 @@ static const bnorm_shape shapes[] = {
     /* planes fewer than their tasks, applied in spans (1x3x112x112 above too), here
      * over two images, with a shorter last span */
     {2, 1, 201 * 199, BNORM_NCHW},
+    /* inference in channel ranges (2x64x28x28 above too): over three images with a
+     * shorter last range; ranges of several fold blocks. Training's column ranges
+     * starting on y's and dx's lines (rows a multiple of 16 floats) */
+    {3, 1001, 13, BNORM_NCHW},     {1, 20001, 2, BNORM_NCHW},     {1, 2048, 7, BNORM_NHWC},
 };
 
 /* The shapes of a list, then WIDE shapes of split rows whose x is larger than the
@@ -213,10 +222,37 @@ static void configure_reverse(int variant)
 
 Test(parallel, reverse_order_is_identical)
 {
-    reverse_ranges = 0;
+    reverse_ranges = reverse_nested = 0;
     check_identical("reverse order", configure_reverse, 1);
     /* The work really was split: otherwise this test proves nothing. */
     cr_expect(reverse_ranges > 0, "no operation split its work into tasks");
+    cr_expect_eq(reverse_nested, 0, "%zu parallel calls from inside a task",
+                 reverse_nested);
+}
+
+/* bnorm_inference over NCHW planes runs channel ranges, each folding its channels:
+ * 20001 channels of 2 values are one parallel call of 4 tasks (folded serially, each
+ * fold block of 2048 channels was one task's worth, and nothing ran in parallel). */
+Test(parallel, inference_folds_in_channel_ranges)
+{
+    bnorm_shape sh = {1, 20001, 2, BNORM_NCHW};
+    size_t n = sh.c * sh.spatial;
+    float *x = calloc(n, sizeof(float)), *y = malloc(n * sizeof(float));
+    float *p = malloc(2 * sh.c * sizeof(float));
+    cr_assert(x && y && p);
+    for (size_t i = 0; i < 2 * sh.c; i++)
+        p[i] = 1.0f;
+    reverse_ranges = reverse_tasks = 0;
+    bnorm_set_parallel_for(reverse_parallel_for, NULL);
+    bnorm_status st = bnorm_inference(&sh, x, NULL, y, NULL, p, p, p + sh.c, p + sh.c,
+                                      0.0f, NULL);
+    bnorm_set_parallel_for(NULL, NULL);
+    cr_assert_eq(st, BNORM_OK);
+    cr_expect(reverse_ranges == 1 && reverse_tasks == 4, "%zu parallel calls, %zu tasks",
+              reverse_ranges, reverse_tasks);
+    for (size_t i = 0; i < n; i++) /* (0 - 1) * 1 / sqrt(1) + 1 */
+        cr_assert_eq(y[i], 0.0f);
+    free(x), free(y), free(p);
 }
 
 #if BNORM_TEST_OPENMP
@@ -353,6 +389,106 @@ Test(parallel, strided_is_identical)
         }
         free(x), free(dy), free(gamma), free(serial), free(par);
     }
+}
+
+/*
+ * Column ranges that write rows (training over few wide NHWC rows: 1x2048x7 runs
+ * eight ranges of 256 channels) are cut on the output's lines wherever the output
+ * starts, so no line inside a row is written by two tasks; only the first and last
+ * tasks meet where one row ends and the next starts. No result shows where the cuts
+ * are: a pool that runs one task at a time attributes each changed output value to
+ * its task. Rows whose stride is not a whole number of lines cannot be cut so, and
+ * there the watch sees shared lines (which shows that it can).
+ */
+typedef struct watch_state {
+    const float *out;  /* the watched output, n floats, rows of `row` floats */
+    float *seen;       /* its values after the last task */
+    size_t n, row;
+    long *owner, *owner_row; /* per line: the task and the row that wrote it first */
+    size_t shared;     /* lines inside a row written by two tasks */
+} watch_state;
+static watch_state watch;
+
+static void watching_parallel_for(void *pool, bnorm_task_fn task, void *context,
+                                  size_t range)
+{
+    (void)pool;
+    uintptr_t line0 = (uintptr_t)watch.out / 64;
+    for (size_t t = 0; t < range; t++) {
+        task(context, t);
+        for (size_t i = 0; i < watch.n; i++) {
+            if (bnorm_conf_same_bits(watch.out[i], watch.seen[i]))
+                continue;
+            watch.seen[i] = watch.out[i];
+            size_t l = (uintptr_t)(watch.out + i) / 64 - line0;
+            long row = (long)(i / watch.row);
+            if (watch.owner[l] < 0) {
+                watch.owner[l] = (long)t;
+                watch.owner_row[l] = row;
+            } else if (watch.owner[l] != (long)t && watch.owner_row[l] == row) {
+                watch.shared++;
+                watch.owner[l] = (long)t; /* count each further writer once */
+            }
+        }
+    }
+}
+
+/* Shared lines of y (forward) plus those of dx (backward), the outputs starting
+ * `off` floats past a line. */
+static size_t shared_lines(const bnorm_shape *sh, size_t off, const float *x,
+                           const float *dy, const float *params, float *buf)
+{
+    size_t n = sh->n * sh->c * sh->spatial, c = sh->c, lines = n / 16 + 2, total = 0;
+    long *owner = malloc(2 * lines * sizeof(long));
+    float *seen = malloc(n * sizeof(float));
+    cr_assert(owner && seen);
+    for (int pass = 0; pass < 2; pass++) {
+        float *out = buf + off;
+        for (size_t i = 0; i < n; i++)
+            out[i] = seen[i] = GAP;
+        for (size_t i = 0; i < 2 * lines; i++)
+            owner[i] = -1;
+        watch = (watch_state){out, seen, n, c, owner, owner + lines, 0};
+        bnorm_set_parallel_for(watching_parallel_for, NULL);
+        bnorm_status st =
+            pass == 0 ? bnorm_training_forward(sh, x, NULL, out, NULL, params,
+                                               params + c, 1e-5f, NULL, NULL, NULL)
+                      : bnorm_training_backward(sh, x, NULL, dy, NULL, params,
+                                                params + 2 * c, params + 3 * c, out, NULL,
+                                                NULL, NULL);
+        bnorm_set_parallel_for(NULL, NULL);
+        cr_assert_eq(st, BNORM_OK);
+        total += watch.shared;
+    }
+    free(owner), free(seen);
+    return total;
+}
+
+Test(parallel, column_ranges_write_whole_lines)
+{
+    const bnorm_shape aligned = {1, 2048, 7, BNORM_NHWC}, unaligned = {1, 2040, 7, BNORM_NHWC};
+    size_t n = aligned.c * aligned.spatial, c = aligned.c;
+    float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
+    float *params = malloc(4 * c * sizeof(float));
+    float *buf = aligned_alloc(64, (n + 64) * sizeof(float));
+    cr_assert(x && dy && params && buf);
+    bnorm_rng r;
+    bnorm_rng_init(&r, SEED ^ 0x11e5);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)(2.0 + bnorm_rng_normal(&r));
+        dy[i] = (float)bnorm_rng_normal(&r);
+    }
+    for (size_t i = 0; i < 4 * c; i++) /* gamma, beta, save_mean, save_invstd */
+        params[i] = (float)(1.0 + bnorm_rng_uniform(&r));
+    size_t unaligned_shared = 0;
+    for (size_t off = 0; off < 16; off++) {
+        size_t shared = shared_lines(&aligned, off, x, dy, params, buf);
+        cr_expect_eq(shared, 0, "output %zu floats past a line: %zu lines inside a row "
+                     "written by two tasks", off, shared);
+        unaligned_shared += shared_lines(&unaligned, off, x, dy, params, buf);
+    }
+    cr_expect(unaligned_shared > 0, "rows of 2040 floats: the watch saw no shared line");
+    free(x), free(dy), free(params), free(buf);
 }
 
 /*
