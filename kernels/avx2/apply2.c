@@ -9,7 +9,8 @@
  * rows (per-element a, b, m, k) go four at a time: each column block's a,
  * b, m and k are loaded once for the four rows, the last 1..3 rows alone (see
  * use_tiles). Every element of dy is loaded before the store of the same element of
- * dx, so dx == dy is safe.
+ * dx, so dx == dy is safe. Rows of at least 256 floats start with a masked vector
+ * that brings dx to a 32-byte boundary, as the apply's rows do (apply.c).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,7 +27,23 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
 #define V(i)                                                                        \
     apply2_value(L(x, i), L(dy, i), rows ? L(a, i) : va, rows ? L(b, i) : vb,       \
                  rows ? L(m, i) : vm, rows ? L(k, i) : vk)
+/* The n < 8 floats at i, through masked loads and a masked store. */
+#define MASKED(i, n)                                                                \
+    do {                                                                            \
+        __m256i q_ = tail_mask(n);                                                  \
+        _mm256_maskstore_ps(                                                        \
+            dx + (i), q_,                                                           \
+            apply2_value(LM(x, i, q_), LM(dy, i, q_), rows ? LM(a, i, q_) : va,     \
+                         rows ? LM(b, i, q_) : vb, rows ? LM(m, i, q_) : vm,        \
+                         rows ? LM(k, i, q_) : vk));                                \
+    } while (0)
+#define LM(p, i, q) _mm256_maskload_ps((p) + (i), q)
     size_t i = 0;
+    if (rows && len >= 256) { /* dx onto a 32-byte boundary, as the apply's rows */
+        i = align_head(dx);
+        if (i)
+            MASKED(0, i);
+    }
     for (; i + 32 <= len; i += 32) {
         __m256 v0 = V(i), v1 = V(i + 8), v2 = V(i + 16), v3 = V(i + 24);
         _mm256_storeu_ps(dx + i, v0);
@@ -36,16 +53,12 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
     }
     for (; i + 8 <= len; i += 8)
         _mm256_storeu_ps(dx + i, V(i));
+    if (i < len)
+        MASKED(i, len - i);
 #undef V
 #undef L
-    if (i < len) {
-        __m256i q = tail_mask(len - i);
-#define L(p) _mm256_maskload_ps((p) + i, q)
-        __m256 v = apply2_value(L(x), L(dy), rows ? L(a) : va, rows ? L(b) : vb,
-                                rows ? L(m) : vm, rows ? L(k) : vk);
-        _mm256_maskstore_ps(dx + i, q, v);
-#undef L
-    }
+#undef MASKED
+#undef LM
 }
 
 /* Rows per tile of the rows kernel. */
