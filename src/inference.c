@@ -102,7 +102,7 @@ bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
  * bnorm_inference over a pool, NCHW planes: channel ranges (over every image) are the
  * tasks, each folding its channels and applying them, so the fold is shared too. It
  * was serial, before the parallel apply: on 1x2048x7x7 a fifth of one thread's time;
- * two threads 7.9-8.2 -> 6.4-6.6 us. Each channel's fold and apply are the same in
+ * two threads 8.0-8.2 -> 6.2-6.8 us. Each channel's fold and apply are the same in
  * any range: no result changes.
  * Rows (NHWC) keep the serial fold: each task needs every channel's coefficients,
  * and column ranges, which would not, cost more than the fold saves (1x1024x14x14

@@ -6,7 +6,10 @@
  *  2. the fused moments_apply_planes and dot_apply2_planes against the two kernels
  *     each one fuses;
  *  3. apply_planes_dense against apply_planes on planes that follow each other;
- *  4. the fold against its formula, bit for bit.
+ *  4. the fold against its formula, bit for bit;
+ *  5. the rows apply and apply2 give the same bits wherever their output lies (AVX2
+ *     starts rows of 256 floats or more with a masked vector up to the output's
+ *     32-byte boundary, which must compute what the loop does).
  *
  * STREAM is a hint about where y goes, never about its value: with it every table
  * must write exactly what it writes without it, bit for bit, and nothing else. Both
@@ -126,6 +129,74 @@ Test(kernels, apply_stream_equals_plain, .timeout = 300)
                                     seed);
                     }
     }
+}
+
+/*
+ * Rows outputs at 0..7 floats past a line (every head length of an AVX2 row), each
+ * against the output at 0: apply_rows with each flag but STREAM, and apply2_rows;
+ * counts below and at the rows tiles' 4, in place (x, or dy, in the output) or not;
+ * fences intact.
+ */
+static const size_t pos_lens[] = {256, 257, 263, 1000, 1003};
+static const size_t pos_counts[] = {1, 3, 5};
+
+/* flags: apply_rows's, or ~0u for apply2_rows. */
+static void position_case(const bnorm_conf_table *t, size_t count, size_t len,
+                          unsigned flags, bool in_place, bnorm_rng *rng, uint64_t seed)
+{
+    bool two = flags == ~0u;
+    size_t n = count * len;
+    float *in = malloc(2 * n * sizeof(float)), *ref = malloc(n * sizeof(float));
+    float *p = malloc(4 * len * sizeof(float));
+    cr_assert(in && ref && p);
+    for (size_t i = 0; i < 2 * n; i++)
+        in[i] = (float)(bnorm_rng_normal(rng) * 3.0);
+    for (size_t i = 0; i < 4 * len; i++)
+        p[i] = (float)bnorm_rng_normal(rng);
+    const float *x = in, *dy = in + n; /* apply2: dy; apply: the in-place input */
+    for (size_t off = 0; off < 8; off++) {
+        bnorm_fence f;
+        float *y = bnorm_fence_alloc(&f, n, off);
+        cr_assert(y, "mmap failed");
+        if (in_place)
+            memcpy(y, two ? dy : x, n * sizeof(float));
+        else
+            for (size_t i = 0; i < n; i++)
+                y[i] = SENTINEL;
+        if (two)
+            t->k->apply2_rows(count, len, x, len, in_place ? y : dy, len, y, len, p,
+                              p + len, p + 2 * len, p + 3 * len);
+        else
+            t->k->apply_rows(count, len, in_place ? y : x, len, y, len, p, p + len,
+                             (flags & BNORM_KF_CENTER) ? p + 2 * len : NULL, -0.5f, 0.75f,
+                             flags);
+        if (off == 0)
+            memcpy(ref, y, n * sizeof(float));
+        cr_expect(memcmp(y, ref, n * sizeof(float)) == 0 && bnorm_fence_intact(&f),
+                  "%s %s count=%zu len=%zu flags=%u in_place=%d: output %zu floats past a "
+                  "line differs from the output on a line (BNORM_TEST_SEED=0x%llx)",
+                  t->label, two ? "apply2_rows" : "apply_rows", count, len, two ? 0 : flags,
+                  (int)in_place, off, (unsigned long long)seed);
+        bnorm_fence_free(&f);
+    }
+    free(in), free(ref), free(p);
+}
+
+Test(kernels, rows_output_position_changes_no_bit)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed);
+    static const unsigned flags[] = {0, BNORM_KF_CLAMP, BNORM_KF_CENTER,
+                                     BNORM_KF_CLAMP | BNORM_KF_CENTER, ~0u};
+    tables run = runnable_tables();
+    for (size_t ti = 0; ti < run.n; ti++)
+        for (size_t li = 0; li < sizeof pos_lens / sizeof pos_lens[0]; li++)
+            for (size_t ci = 0; ci < sizeof pos_counts / sizeof pos_counts[0]; ci++)
+                for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++)
+                    for (int in_place = 0; in_place < 2; in_place++)
+                        position_case(&run.t[ti], pos_counts[ci], pos_lens[li], flags[fi],
+                                      in_place, &rng, seed);
 }
 
 /*

@@ -11,13 +11,13 @@
  * combination of the three flags is its own specialization, so no flag test reaches
  * an inner loop.
  *
- * Rows of at least 256 floats start with a masked vector that brings y to a 32-byte
- * boundary: with y 16 bytes past one (malloc's large blocks), every other load and
- * store of a row crossed two cache lines (NHWC apply, tensors 16 bytes past a page,
- * one thread: 1x2048x7x7 9.6-9.7 -> 7.7-8.1 us, 8x1000 850-870 -> 630-670 ns,
- * 1x1024x14x14 20-22 -> 17-19.5 us; page-aligned unchanged). Shorter rows (the
- * periodic rows of small C: 136 floats for C = 17) lost more to the extra masked
- * vectors than they gained.
+ * Rows of at least ROW_HEAD_MIN (256) floats, outside the tiles, start with a masked
+ * vector that brings y to a 32-byte boundary: with y 16 bytes past one (malloc's
+ * large blocks), every other load and store of a row crossed two cache lines (NHWC
+ * apply, tensors 16 bytes past a page, one thread: 1x2048x7x7 9.6-9.7 -> 7.7-8.1 us,
+ * 8x1000 850-870 -> 630-670 ns, 1x1024x14x14 20-22 -> 17-19.5 us; page-aligned
+ * unchanged). Shorter rows (such as the periodic rows of C = 17, 136 floats) lost
+ * more to the extra masked vectors than they gained.
  *
  * With BNORM_KF_STREAM the output is written with non-temporal stores, each run of
  * them after a masked head that brings y to a 32-byte boundary. One sequential
@@ -61,7 +61,7 @@ ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,
 #define VM(i, k)                                                                    \
     APPLY_VALUE(_mm256_maskload_ps(x + (i), k), AM(i, k), BM(i, k), MM(i, k), center)
     size_t i = 0;
-    if (stream || (rows && len >= 256)) {
+    if (stream || (rows && len >= ROW_HEAD_MIN)) {
         size_t head = align_head(y);
         if (head > len)
             head = len;

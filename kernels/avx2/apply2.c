@@ -9,8 +9,8 @@
  * rows (per-element a, b, m, k) go four at a time: each column block's a,
  * b, m and k are loaded once for the four rows, the last 1..3 rows alone (see
  * use_tiles). Every element of dy is loaded before the store of the same element of
- * dx, so dx == dy is safe. Rows of at least 256 floats start with a masked vector
- * that brings dx to a 32-byte boundary, as the apply's rows do (apply.c).
+ * dx, so dx == dy is safe. Rows of at least ROW_HEAD_MIN floats, outside the tiles,
+ * start with a masked vector that brings dx to a 32-byte boundary, as in apply.c.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +27,7 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
 #define V(i)                                                                        \
     apply2_value(L(x, i), L(dy, i), rows ? L(a, i) : va, rows ? L(b, i) : vb,       \
                  rows ? L(m, i) : vm, rows ? L(k, i) : vk)
+#define LM(p, i, q) _mm256_maskload_ps((p) + (i), q)
 /* The n < 8 floats at i, through masked loads and a masked store. */
 #define MASKED(i, n)                                                                \
     do {                                                                            \
@@ -37,9 +38,8 @@ ALWAYS_INLINE void span(size_t len, const float *x, const float *dy, float *dx,
                          rows ? LM(b, i, q_) : vb, rows ? LM(m, i, q_) : vm,        \
                          rows ? LM(k, i, q_) : vk));                                \
     } while (0)
-#define LM(p, i, q) _mm256_maskload_ps((p) + (i), q)
     size_t i = 0;
-    if (rows && len >= 256) { /* dx onto a 32-byte boundary, as the apply's rows */
+    if (rows && len >= ROW_HEAD_MIN) { /* dx onto a 32-byte boundary, as in apply.c */
         i = align_head(dx);
         if (i)
             MASKED(0, i);

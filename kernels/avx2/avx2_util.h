@@ -46,6 +46,10 @@ ALWAYS_INLINE size_t align_head(const float *y)
     return ((32 - ((uintptr_t)y & 31)) & 31) / sizeof(float);
 }
 
+/* Rows (per-element a, b) at least this long start with a masked vector of
+ * align_head(output) floats (apply.c). */
+enum { ROW_HEAD_MIN = 256 };
+
 /* The apply in its contract order (kernels.h): fma(x - m, a, b) with center (x - m
  * rounded first), fma(x, a, b) without. Every AVX2 apply and the forward's fused
  * walks (moments.c, dense.h) use this one, so their results are the same bits. A
