@@ -6,6 +6,10 @@
 #include "parallel.h"
 #include "tensor.h"
 
+/* Channels per range, at least, for channel ranges over rows (bnorm_inference with a
+ * pool, below): 1 KB of every row. */
+#define INFER_COLS_MIN 256
+
 /* Channels folded per block by bnorm_inference: bounds its stack use (16 KB). A
  * block's apply is one pass over part of every row (NHWC), and partial rows cost
  * what whole ones do from the LLC or memory: blocks of 512 channels against 2048,
@@ -104,10 +108,13 @@ bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
  * was serial, before the parallel apply: on 1x2048x7x7 a fifth of one thread's time;
  * two threads 8.0-8.2 -> 6.2-6.8 us. Each channel's fold and apply are the same in
  * any range: no result changes.
- * Rows (NHWC) keep the serial fold: each task needs every channel's coefficients,
- * and column ranges, which would not, cost more than the fold saves (1x1024x14x14
- * NHWC in eight column ranges of 128: one thread 30 us against 24 serially; two
- * threads 24-25 us, against 12-13 with row tasks).
+ * Rows (NHWC) run column ranges the same way where a range is at least
+ * INFER_COLS_MIN channels (at most about 128 rows), cut on y's lines: 1x2048x7x7 NHWC
+ * on two threads 8.1-8.4 -> 6.1-6.4 us (tensors on a page; 16 bytes past one,
+ * 9.3-11.9 -> 7.6-8.2). Other rows keep the serial fold, then row tasks, which all
+ * read every channel's scale and shift from the caller's stack: narrower ranges
+ * were slower than that (1x1024x14x14 NHWC in eight ranges of 128: one thread 30 us
+ * against 24 serially; two threads 24-25 us, against 12-13 with row tasks).
  */
 typedef struct infer_job {
     const bnorm_kernels *k;
@@ -154,22 +161,40 @@ static void infer_range(const void *job, size_t c0, size_t c1)
                j->var, j->eps, j->lo, j->hi, j->clamp, c0, c1, true);
 }
 
+/* Whether the apply of a tensor walks rows (NHWC, NCHW with spatial == 1 and unit
+ * channel steps) rather than planes. */
+static BNORM_ALWAYS_INLINE bool rows_of(const bnorm_shape *shape, const bnorm_geom *gx,
+                                        const bnorm_geom *gy)
+{
+    return shape->layout == BNORM_NHWC ||
+           (shape->spatial == 1 && gx->inner == 1 && gy->inner == 1);
+}
+
 /* Channels per range where bnorm_inference runs in channel ranges over the calling
- * thread's pool (above), else 0: NCHW planes worth more than one task, at least a
- * channel a task (else the apply splits planes into spans). Inline: small calls
- * leave at the first test. */
+ * thread's pool (above), else 0: tensors worth more than one task, at least a
+ * channel a task (else the apply splits planes into spans), over rows at least
+ * INFER_COLS_MIN. Inline: small calls leave at the first test. */
 static BNORM_ALWAYS_INLINE size_t range_channels(const bnorm_shape *shape,
                                                  const bnorm_geom *gx, const bnorm_geom *gy)
 {
     if (gy->extent <= BNORM_TASK_ELEMENTS) /* then so are the elements */
         return 0;
     size_t c = shape->c, elements = c * shape->n * shape->spatial;
-    if (elements <= BNORM_TASK_ELEMENTS || shape->layout != BNORM_NCHW ||
-        (shape->spatial == 1 && gx->inner == 1 && gy->inner == 1) ||
-        !bnorm_parallel_active())
+    if (elements <= BNORM_TASK_ELEMENTS || !bnorm_parallel_active())
         return 0;
     size_t tasks = bnorm_task_count(elements);
-    return c < tasks ? 0 : (c + tasks - 1) / tasks;
+    size_t per = c < tasks ? 0 : (c + tasks - 1) / tasks;
+    return rows_of(shape, gx, gy) && per < INFER_COLS_MIN ? 0 : per;
+}
+
+/* Where channel ranges over rows write whole lines of y (bnorm_parallel_ranges): y,
+ * when its rows (and images) are a whole number of lines apart; else NULL. */
+static const float *infer_lines(const bnorm_shape *shape, const bnorm_geom *gy,
+                                const float *y)
+{
+    if (shape->layout == BNORM_NCHW) /* rows: images of C */
+        return gy->batch % 16 == 0 ? y : NULL;
+    return gy->inner % 16 == 0 && (shape->n == 1 || gy->batch % 16 == 0) ? y : NULL;
 }
 
 /* bnorm_inference, and with mean NULL (zero) the frozen backward; inlined into each
@@ -197,7 +222,8 @@ inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
     size_t per = range_channels(shape, &gx, &gy);
     if (per) {
         infer_job j = {k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp};
-        bnorm_parallel_ranges(infer_range, &j, 0, c, per, NULL);
+        bnorm_parallel_ranges(infer_range, &j, 0, c, per,
+                              rows_of(shape, &gx, &gy) ? infer_lines(shape, &gy, y) : NULL);
     } else {
         fold_apply(k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp, 0,
                    c, false);

@@ -19,11 +19,12 @@ typedef void (*bnorm_range_fn)(const void *job, size_t c0, size_t c1);
 /* range(job, r0, r1) over [c0, c1) cut every per channels, as ceil((c1 - c0) / per)
  * tasks through bnorm_parallel_run. With `lines` (not NULL; per >= 16) each cut moves
  * down, by less than 16 channels, to the channel c at which lines + c starts a
- * 64-byte line: ranges that write rows of lines whose stride is a whole number of
- * lines then write no line of a row in two tasks (a line written by two cores moves
- * between them at every write: an NHWC 1x2048x7x7 training forward in eight column
- * ranges, two threads, rows 16 bytes past a line, 24 us against 19 with the cuts on
- * lines). */
+ * 64-byte line, and the channels before the first such line go to the last task
+ * (with a second call): ranges that write rows of lines whose stride is a whole
+ * number of lines then write no line in two tasks, not even where one row ends and
+ * the next starts. A line written by two cores moves between them at every write: an
+ * NHWC 1x2048x7x7 training forward in eight column ranges, two threads, rows 16
+ * bytes past a line, took 24 us, 19 with the cuts on lines. */
 void bnorm_parallel_ranges(bnorm_range_fn range, const void *job, size_t c0, size_t c1,
                            size_t per, const float *lines);
 

@@ -109,8 +109,10 @@ static const bnorm_shape shapes[] = {
     {2, 1, 201 * 199, BNORM_NCHW},
     /* inference in channel ranges (2x64x28x28 above too): over three images with a
      * shorter last range; ranges of several fold blocks. Training's column ranges
-     * starting on y's and dx's lines (rows a multiple of 16 floats) */
+     * cut on y's and dx's lines (rows a multiple of 16 floats) */
     {3, 1001, 13, BNORM_NCHW},     {1, 20001, 2, BNORM_NCHW},     {1, 2048, 7, BNORM_NHWC},
+    /* inference in column ranges: NHWC (rows on lines), (N, C) NCHW rows (not) */
+    {1, 2048, 20, BNORM_NHWC},     {40, 1030, 1, BNORM_NCHW},
 };
 
 /* The shapes of a list, then WIDE shapes of split rows whose x is larger than the
@@ -393,19 +395,19 @@ Test(parallel, strided_is_identical)
 
 /*
  * Column ranges that write rows (training over few wide NHWC rows: 1x2048x7 runs
- * eight ranges of 256 channels) are cut on the output's lines wherever the output
- * starts, so no line inside a row is written by two tasks; only the first and last
- * tasks meet where one row ends and the next starts. No result shows where the cuts
- * are: a pool that runs one task at a time attributes each changed output value to
- * its task. Rows whose stride is not a whole number of lines cannot be cut so, and
- * there the watch sees shared lines (which shows that it can).
+ * eight ranges of 256 channels; bnorm_inference over 1x2048x20, four of 512) are cut
+ * on the output's lines wherever the output starts, and the channels before the
+ * first line go to the last task, so no line is written by two tasks. No result
+ * shows where the cuts are: a pool that runs one task at a time attributes each
+ * changed output value to its task. Rows whose stride is not a whole number of lines
+ * cannot be cut so, and there the watch sees shared lines (which shows that it can).
  */
 typedef struct watch_state {
-    const float *out;  /* the watched output, n floats, rows of `row` floats */
+    const float *out;  /* the watched output, n floats */
     float *seen;       /* its values after the last task */
-    size_t n, row;
-    long *owner, *owner_row; /* per line: the task and the row that wrote it first */
-    size_t shared;     /* lines inside a row written by two tasks */
+    size_t n;
+    long *owner;       /* per line: the task that wrote it first */
+    size_t shared;     /* lines written by two tasks */
 } watch_state;
 static watch_state watch;
 
@@ -421,11 +423,9 @@ static void watching_parallel_for(void *pool, bnorm_task_fn task, void *context,
                 continue;
             watch.seen[i] = watch.out[i];
             size_t l = (uintptr_t)(watch.out + i) / 64 - line0;
-            long row = (long)(i / watch.row);
             if (watch.owner[l] < 0) {
                 watch.owner[l] = (long)t;
-                watch.owner_row[l] = row;
-            } else if (watch.owner[l] != (long)t && watch.owner_row[l] == row) {
+            } else if (watch.owner[l] != (long)t) {
                 watch.shared++;
                 watch.owner[l] = (long)t; /* count each further writer once */
             }
@@ -433,29 +433,32 @@ static void watching_parallel_for(void *pool, bnorm_task_fn task, void *context,
     }
 }
 
-/* Shared lines of y (forward) plus those of dx (backward), the outputs starting
- * `off` floats past a line. */
+/* Shared lines of y (training forward), dx (backward) and y (bnorm_inference), the
+ * outputs starting `off` floats past a line. */
 static size_t shared_lines(const bnorm_shape *sh, size_t off, const float *x,
                            const float *dy, const float *params, float *buf)
 {
     size_t n = sh->n * sh->c * sh->spatial, c = sh->c, lines = n / 16 + 2, total = 0;
-    long *owner = malloc(2 * lines * sizeof(long));
+    long *owner = malloc(lines * sizeof(long));
     float *seen = malloc(n * sizeof(float));
     cr_assert(owner && seen);
-    for (int pass = 0; pass < 2; pass++) {
+    const float *gamma = params, *beta = params + c, *mean = params + 2 * c;
+    const float *var = params + 3 * c; /* also save_mean and save_invstd */
+    for (int pass = 0; pass < 3; pass++) {
         float *out = buf + off;
         for (size_t i = 0; i < n; i++)
             out[i] = seen[i] = GAP;
-        for (size_t i = 0; i < 2 * lines; i++)
+        for (size_t i = 0; i < lines; i++)
             owner[i] = -1;
-        watch = (watch_state){out, seen, n, c, owner, owner + lines, 0};
+        watch = (watch_state){out, seen, n, owner, 0};
         bnorm_set_parallel_for(watching_parallel_for, NULL);
         bnorm_status st =
-            pass == 0 ? bnorm_training_forward(sh, x, NULL, out, NULL, params,
-                                               params + c, 1e-5f, NULL, NULL, NULL)
-                      : bnorm_training_backward(sh, x, NULL, dy, NULL, params,
-                                                params + 2 * c, params + 3 * c, out, NULL,
-                                                NULL, NULL);
+            pass == 0   ? bnorm_training_forward(sh, x, NULL, out, NULL, gamma, beta, 1e-5f,
+                                                 NULL, NULL, NULL)
+            : pass == 1 ? bnorm_training_backward(sh, x, NULL, dy, NULL, gamma, mean, var,
+                                                  out, NULL, NULL, NULL)
+                        : bnorm_inference(sh, x, NULL, out, NULL, gamma, beta, mean, var,
+                                          1e-5f, NULL);
         bnorm_set_parallel_for(NULL, NULL);
         cr_assert_eq(st, BNORM_OK);
         total += watch.shared;
@@ -466,7 +469,8 @@ static size_t shared_lines(const bnorm_shape *sh, size_t off, const float *x,
 
 Test(parallel, column_ranges_write_whole_lines)
 {
-    const bnorm_shape aligned = {1, 2048, 7, BNORM_NHWC}, unaligned = {1, 2040, 7, BNORM_NHWC};
+    const bnorm_shape aligned = {1, 2048, 20, BNORM_NHWC};
+    const bnorm_shape unaligned = {1, 2040, 20, BNORM_NHWC};
     size_t n = aligned.c * aligned.spatial, c = aligned.c;
     float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
     float *params = malloc(4 * c * sizeof(float));
@@ -478,13 +482,13 @@ Test(parallel, column_ranges_write_whole_lines)
         x[i] = (float)(2.0 + bnorm_rng_normal(&r));
         dy[i] = (float)bnorm_rng_normal(&r);
     }
-    for (size_t i = 0; i < 4 * c; i++) /* gamma, beta, save_mean, save_invstd */
+    for (size_t i = 0; i < 4 * c; i++) /* gamma, beta, mean, var */
         params[i] = (float)(1.0 + bnorm_rng_uniform(&r));
     size_t unaligned_shared = 0;
     for (size_t off = 0; off < 16; off++) {
         size_t shared = shared_lines(&aligned, off, x, dy, params, buf);
-        cr_expect_eq(shared, 0, "output %zu floats past a line: %zu lines inside a row "
-                     "written by two tasks", off, shared);
+        cr_expect_eq(shared, 0, "output %zu floats past a line: %zu lines written by two "
+                     "tasks", off, shared);
         unaligned_shared += shared_lines(&unaligned, off, x, dy, params, buf);
     }
     cr_expect(unaligned_shared > 0, "rows of 2040 floats: the watch saw no shared line");
