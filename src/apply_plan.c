@@ -174,17 +174,9 @@ void bnorm_apply_plan_run(const bnorm_apply_plan *p, size_t begin, size_t end)
     }
 }
 
-typedef struct plan_job {
-    const bnorm_apply_plan *plan;
-    size_t per_task, items;
-} plan_job;
-
-static void plan_task(void *context, size_t t)
+void bnorm_apply_plan_range(const void *plan, size_t begin, size_t end)
 {
-    const plan_job *j = context;
-    size_t begin = t * j->per_task;
-    size_t end = j->items - begin < j->per_task ? j->items : begin + j->per_task;
-    bnorm_apply_plan_run(j->plan, begin, end);
+    bnorm_apply_plan_run(plan, begin, end);
 }
 
 /* About BNORM_TASK_ELEMENTS per task, the items cut into equal parts: a pool that
@@ -255,8 +247,8 @@ void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
         bnorm_parallel_run(span_task, &j, items * j.parts);
         return;
     }
-    plan_job j = {plan, bnorm_task_items(items, plan->len), items};
-    bnorm_parallel_run(plan_task, &j, (items + j.per_task - 1) / j.per_task);
+    bnorm_parallel_ranges(bnorm_apply_plan_range, plan, 0, items,
+                          bnorm_task_items(items, plan->len), NULL);
 }
 
 /* bnorm_apply_channels through a plan; out of line, so that the one-row path does

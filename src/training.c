@@ -199,8 +199,7 @@ static void each_span(const walk *w, size_t r0, size_t r1, span_fn span, const v
  */
 #define TAIL_CHUNK ((size_t)128 << 10)
 
-static void last_first(size_t items, size_t len, void (*run)(const void *, size_t, size_t),
-                       const void *ctx)
+static void last_first(size_t items, size_t len, bnorm_range_fn run, const void *ctx)
 {
     size_t per = TAIL_CHUNK / len ? TAIL_CHUNK / len : 1;
     for (size_t end = items; end > 0;) {
@@ -515,11 +514,6 @@ typedef struct fwd_block {
     float a[BLOCK], b[BLOCK], m[BLOCK];
 } fwd_block;
 
-static void plan_range(const void *plan, size_t begin, size_t end)
-{
-    bnorm_apply_plan_run(plan, begin, end);
-}
-
 /* The forward's apply pass over channels [c0, c0 + nc) folded into a, b, m. */
 static void fwd_apply(const bnorm_kernels *kt, const bnorm_shape *shape,
                       const bnorm_geom g[2], const float *x, float *y, size_t c0, size_t nc,
@@ -532,7 +526,7 @@ static void fwd_apply(const bnorm_kernels *kt, const bnorm_shape *shape,
     if (pool)
         bnorm_apply_plan_execute(&plan);
     else
-        last_first(bnorm_apply_plan_items(&plan), plan.len, plan_range, &plan);
+        last_first(bnorm_apply_plan_items(&plan), plan.len, bnorm_apply_plan_range, &plan);
 }
 
 typedef struct fwd_job {
@@ -766,7 +760,6 @@ typedef struct apply2_job {
     const float *x, *dy;
     float *dx;
     const float *a, *b, *m, *k;
-    size_t per_task;
 } apply2_job;
 
 static void apply2_span(const void *ctx, const size_t off[3], size_t count, size_t len)
@@ -780,13 +773,6 @@ static void apply2_span(const void *ctx, const size_t off[3], size_t count, size
 static void apply2_range(const void *job, size_t r0, size_t r1)
 {
     each_span(((const apply2_job *)job)->w, r0, r1, apply2_span, job);
-}
-
-static void apply2_task(void *context, size_t t)
-{
-    const apply2_job *j = context;
-    size_t total = j->w->groups * j->w->items, r0 = t * j->per_task;
-    apply2_range(j, r0, total - r0 < j->per_task ? total : r0 + j->per_task);
 }
 
 /* dx = a * dy + b * (x - m) + k over a block of channels; with `pool`, rows in tasks
@@ -810,13 +796,12 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
         a = pat[0], b = pat[1], m = pat[2], k = pat[3];
     }
     size_t total = w->groups * w->items;
-    apply2_job j = {kt, w, x, dy, dx, a, b, m, k, total};
-    if (pool) {
-        j.per_task = bnorm_task_items(total, w->len);
-        bnorm_parallel_run(apply2_task, &j, (total + j.per_task - 1) / j.per_task);
-    } else {
+    apply2_job j = {kt, w, x, dy, dx, a, b, m, k};
+    if (pool)
+        bnorm_parallel_ranges(apply2_range, &j, 0, total, bnorm_task_items(total, w->len),
+                              NULL);
+    else
         last_first(total, w->len, apply2_range, &j);
-    }
 }
 
 /* A block of channels folded by the backward: dx = a dy + b (x - mean) + k. */

@@ -191,9 +191,9 @@ Test(kernels, rows_output_position_changes_no_bit)
                                      BNORM_KF_CLAMP | BNORM_KF_CENTER, ~0u};
     tables run = runnable_tables();
     for (size_t ti = 0; ti < run.n; ti++)
-        for (size_t li = 0; li < sizeof pos_lens / sizeof pos_lens[0]; li++)
-            for (size_t ci = 0; ci < sizeof pos_counts / sizeof pos_counts[0]; ci++)
-                for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++)
+        for (size_t li = 0; li < COUNT(pos_lens); li++)
+            for (size_t ci = 0; ci < COUNT(pos_counts); ci++)
+                for (size_t fi = 0; fi < COUNT(flags); fi++)
                     for (int in_place = 0; in_place < 2; in_place++)
                         position_case(&run.t[ti], pos_counts[ci], pos_lens[li], flags[fi],
                                       in_place, &rng, seed);
@@ -521,8 +521,8 @@ static void boundary_channels(fold_channels *f)
 }
 
 /* Table t's fold of f (eps 0) into fenced outputs, compared channel by channel with
- * want; true when all agree and nothing was written past. */
-static bool fold_agrees(const bnorm_conf_table *t, const fold_channels *f,
+ * want (up to the first that differs); nothing may be written past them. */
+static void fold_agrees(const bnorm_conf_table *t, const fold_channels *f,
                         const float *want_scale, const float *want_shift, const char *what)
 {
     bnorm_fence fs, fh;
@@ -544,7 +544,6 @@ static bool fold_agrees(const bnorm_conf_table *t, const fold_channels *f,
     }
     bnorm_fence_free(&fs);
     bnorm_fence_free(&fh);
-    return ok;
 }
 
 Test(kernels, fold_rounding_boundaries_match_formula)
