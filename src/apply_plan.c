@@ -50,8 +50,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     if (bnorm_apply_plan_streams(gy))
         plan->flags |= BNORM_KF_STREAM;
 
-    if (shape->layout == BNORM_NCHW && !(shape->spatial == 1 && gx->inner == 1 &&
-                                         gy->inner == 1)) {
+    if (!bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
         /* Planes that follow each other are one array to the kernel: no partial
          * vector at each plane's end. */
         bool dense = gx->inner == shape->spatial && gy->inner == shape->spatial;
@@ -277,7 +276,7 @@ void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
     /* One row of channels (one pixel of one image, unit channel step): the kernel
      * right away, without planning (what the plan would call, without its cost). */
     if (shape->n == 1 && shape->spatial == 1 &&
-        (shape->layout == BNORM_NHWC || (gx->inner == 1 && gy->inner == 1))) {
+        bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
         size_t nc = c1 - c0;
         unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) |
                          (bnorm_apply_plan_streams(gy) ? BNORM_KF_STREAM : 0);

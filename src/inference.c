@@ -161,13 +161,11 @@ static void infer_range(const void *job, size_t c0, size_t c1)
                j->var, j->eps, j->lo, j->hi, j->clamp, c0, c1, true);
 }
 
-/* Whether the apply of a tensor walks rows (NHWC, NCHW with spatial == 1 and unit
- * channel steps) rather than planes. */
+/* Whether the apply of a tensor walks rows rather than planes. */
 static BNORM_ALWAYS_INLINE bool rows_of(const bnorm_shape *shape, const bnorm_geom *gx,
                                         const bnorm_geom *gy)
 {
-    return shape->layout == BNORM_NHWC ||
-           (shape->spatial == 1 && gx->inner == 1 && gy->inner == 1);
+    return bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1);
 }
 
 /* Channels per range where bnorm_inference runs in channel ranges over the calling

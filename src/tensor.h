@@ -21,6 +21,15 @@ typedef struct bnorm_geom {
     size_t extent; /* first to last element, inclusive */
 } bnorm_geom;
 
+/* Whether a tensor is walked as rows of channels rather than channel planes: NHWC,
+ * and NCHW whose planes are single values one float apart (spatial == 1 and every
+ * buffer's channel step 1: `unit`), where each image is one row of C. The apply
+ * plan, bnorm_inference's ranges and training's walks all decide with this. */
+static inline bool bnorm_walks_rows(const bnorm_shape *shape, bool unit)
+{
+    return shape->layout == BNORM_NHWC || (shape->spatial == 1 && unit);
+}
+
 /* NULL shape is the caller's check; this checks the layout, the sizes and that a
  * dense tensor's extent fits: BAD_ENUM, BAD_SHAPE, OVERFLOW. */
 bnorm_status bnorm_check_shape(const bnorm_shape *shape);

@@ -92,7 +92,7 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
     for (int b = 0; b < 3; b++)
         unit = unit && g[b]->inner == 1;
     memset(w, 0, sizeof *w);
-    if (s->layout == BNORM_NCHW && !(s->spatial == 1 && unit)) {
+    if (!bnorm_walks_rows(s, unit)) {
         w->groups = s->n;
         w->items = nc;
         w->len = s->spatial;
