@@ -4,9 +4,9 @@
 //
 //   bnorm-bench [--quick | --full] [Google Benchmark flags]
 //
-// --quick (the default): inference without activation, training forward and
-//   backward; --benchmark_min_time=0.05 unless given. About a minute on a small
-//   machine.
+// --quick (the default): the pre-folded apply, inference without activation,
+//   training forward and backward; --benchmark_min_time=0.05 unless given. About a
+//   minute on a small machine.
 // --full: also inference with ReLU and ReLU6; --benchmark_min_time=0.1 unless given.
 //
 // Rows of one shape are registered together (the shape's tensors are allocated once

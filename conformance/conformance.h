@@ -91,7 +91,7 @@ double bnorm_conf_affine_ulps(float y, double ref, double xa_abs, double b_abs);
 
 typedef enum bnorm_conf_matrix {
     BNORM_MATRIX_QUICK = 0, /* a representative subset: seconds, also under qemu */
-    BNORM_MATRIX_FULL = 1,  /* the whole shape matrix of the architecture guide */
+    BNORM_MATRIX_FULL = 1,  /* the whole shape matrix (conformance/matrix.c) */
 } bnorm_conf_matrix;
 
 typedef struct bnorm_conf_result {

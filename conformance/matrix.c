@@ -1,10 +1,10 @@
 /*
  * The shape matrix and the loop that runs an operation over it.
  *
- * Every shape of the architecture guide's matrix (C x spatial x N, both layouts)
- * runs dense with its last element against a guard page, and once more in one of
- * three memory variants, in turn: strided (padding between planes/pixels and
- * images), in place, or misaligned by 1..15 floats. A width sweep adds lengths
+ * Every shape of the matrix below (C x spatial x N, both layouts) runs dense with
+ * its last element against a guard page, and once more in one of three memory
+ * variants, in turn: strided (padding between planes/pixels and images), in place,
+ * or misaligned by 1..15 floats. A width sweep adds lengths
  * below, at and above the kernels' vector (4, 8) and unroll (16, 32) widths in both
  * the contiguous dimension and the channel dimension. Tiny tensors (C = 1..33, one
  * or two pixels of one image: one kernel call, no plan) run in every memory variant.

@@ -70,8 +70,9 @@ typedef enum bnorm_status {
     BNORM_ERR_OVERFLOW = 4,
     /** An output overlaps an input or another output in a way that is not allowed. */
     BNORM_ERR_ALIAS = 5,
-    /** A numeric parameter is out of its domain (NaN or negative eps, lo > hi, a
-     *  NaN clamp bound, a negative variance). */
+    /** A numeric parameter is out of its domain (NaN, infinite or negative eps,
+     *  lo > hi, a NaN clamp bound, a negative variance, a momentum that is NaN or
+     *  outside [0, 1]). */
     BNORM_ERR_BAD_VALUE = 6,
     /** An enumeration argument holds a value this version does not define. */
     BNORM_ERR_BAD_ENUM = 7,
@@ -206,7 +207,9 @@ BNORM_API bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const flo
  * Inference from statistics in one call:
  *   y = act(gamma[c] * (x - mean[c]) / sqrt(var[c] + eps) + beta[c]),
  * computed as bnorm_fold followed by bnorm_inference_apply, without allocating
- * (channels are folded in blocks on the stack).
+ * (channels are folded in blocks on the stack). A channel with var[c] + eps == 0
+ * has an infinite scale: its y is NaN where x is 0 or has mean[c]'s sign (every x
+ * if mean[c] == 0) and +-inf elsewhere, as x * scale + shift gives it.
  *
  * @param shape, x, x_strides, y, y_strides, act  as for bnorm_inference_apply
  * @param gamma, beta, mean, var, eps            as for bnorm_fold (gamma and beta may
@@ -377,6 +380,8 @@ BNORM_API bnorm_status bnorm_training_backward(const bnorm_shape *shape, const f
  * Backward through batch norm with frozen statistics (the statistics were
  * constants, as when fine-tuning with batch norm in evaluation mode):
  *   dx = dy * gamma[c] / sqrt(running_var[c] + eps)
+ * computed as bnorm_inference with mean 0 and beta 0: a channel with
+ * running_var[c] + eps == 0 gives NaN for every dx.
  *
  * @param shape, dy, dy_strides  gradient of the output
  * @param gamma                  C floats, or NULL for 1

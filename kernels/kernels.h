@@ -28,8 +28,10 @@ enum {
     /* y = min(max(v, lo), hi) after the affine step (ReLU is clamp(0, +inf)); NaN
      * stays NaN. Without it lo and hi are ignored. */
     BNORM_KF_CLAMP = 1u << 0,
-    /* Non-temporal stores: the output will not be read again soon and is larger
-     * than the last-level cache. A hint: kernels without such stores ignore it. */
+    /* Non-temporal stores: the output will not be read again soon, being at least
+     * the stream threshold (half the reported last-level cache, or
+     * BNORM_STREAM_THRESHOLD; dispatch.c). A hint: kernels without such stores
+     * ignore it. */
     BNORM_KF_STREAM = 1u << 1,
     /* Centered form v = (x - m[ch]) * a[ch] + b[ch]; without it m is never read
      * (it may be NULL) and v = x * a[ch] + b[ch]. Training uses it: a constant

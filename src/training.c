@@ -26,12 +26,12 @@
  *
  * The forward over planes (unless its output is streamed) is pipelined: the moments
  * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
- * kernel), so the apply's loads and stores overlap the moments' arithmetic (AVX2, 64
- * planes of 2048 floats in L2: 5.9 -> 7.4 Gelem/s). The backward over planes, when
- * it computes dx, does the same with dot_apply2_planes (5.0 -> 5.7). The blocks in
- * flight must stay cached, so they share the cached pass (forward x twice, backward x
- * and dy twice), and there are up to 8 blocks, so that the unfused first reduction
- * and last apply are a small part. The results are the same bit for bit: the fused
+ * kernel), so the apply's loads and stores overlap the moments' arithmetic (figures
+ * in bench/README.md). The backward over planes, when it computes dx, does the same
+ * with dot_apply2_planes. The blocks in flight must stay cached, so they share the
+ * cached pass (forward x twice, backward x and dy twice), and there are at least 8
+ * blocks where PIPE_MIN_ELEMS allows, so that the unfused first reduction and last
+ * apply are a small part. The results are the same bit for bit: the fused
  * kernels are the two kernels' operations, and every block is reduced in the same
  * order.
  *
@@ -311,8 +311,8 @@ static size_t block_channels(const walk *w, size_t m)
 
 /* Channels per block for a pipelined pass: `arrays` block-sized inputs in flight (the
  * block being reduced and the one being applied: forward x and x, backward x, dy and
- * x, dy) share the cached pass, and up to 8 blocks (see the top), but no fewer than
- * PIPE_MIN_ELEMS values per block: each step has a fixed cost (fold, calls), and on
+ * x, dy) share the cached pass, and at least 8 blocks (see the top), but no fewer
+ * than PIPE_MIN_ELEMS values per block: each step has a fixed cost (fold, calls), and on
  * a 64x48 tensor eight blocks made the backward 14% slower than one. */
 #define PIPE_MIN_ELEMS 2048
 static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)

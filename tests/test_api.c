@@ -1727,6 +1727,44 @@ Test(inference_values, hand_computed_every_table)
     }
 }
 
+/* var + eps == 0 (accepted): scale is +inf, and y = x * scale + shift is what the
+ * header documents: NaN where x is 0 or has mean's sign (everywhere for mean 0),
+ * the formula's infinity elsewhere; the frozen backward (mean 0) is NaN throughout. */
+Test(inference_values, zero_variance_zero_eps_every_table)
+{
+    tables ts = runnable_tables();
+    for (size_t ti = 0; ti < ts.n; ti++) {
+        for (int li = 0; li < 2; li++) {
+            bnorm_shape sh = {.n = 1, .c = 1, .spatial = 19, .layout = layouts[li]};
+            float x[19], y[19];
+            for (size_t i = 0; i < 19; i++)
+                x[i] = (float)((int)i - 9) * 0.5f; /* -4.5 .. 4.5, 0 at i = 9 */
+            const float mean = 1.0f, zero = 0.0f;
+            cr_assert_eq(bnorm_inference_with(ts.t[ti].k, &sh, x, NULL, y, NULL, NULL, NULL,
+                                              &mean, &zero, 0.0f, NULL),
+                         BNORM_OK);
+            for (size_t i = 0; i < 19; i++) {
+                bool nan = x[i] >= 0.0f;
+                cr_assert(nan ? isnan(y[i]) : y[i] == -INFINITY,
+                          "table %s, %s: x %g gave y %a", ts.t[ti].label,
+                          layout_name(layouts[li]), (double)x[i], (double)y[i]);
+            }
+            cr_assert_eq(bnorm_inference_with(ts.t[ti].k, &sh, x, NULL, y, NULL, NULL, NULL,
+                                              &zero, &zero, 0.0f, NULL),
+                         BNORM_OK);
+            for (size_t i = 0; i < 19; i++)
+                cr_assert(isnan(y[i]), "table %s: mean 0, y[%zu] = %a", ts.t[ti].label, i,
+                          (double)y[i]);
+            cr_assert_eq(bnorm_frozen_backward_with(ts.t[ti].k, &sh, x, NULL, NULL, &zero,
+                                                    0.0f, y, NULL),
+                         BNORM_OK);
+            for (size_t i = 0; i < 19; i++)
+                cr_assert(isnan(y[i]), "table %s: frozen dx[%zu] = %a", ts.t[ti].label, i,
+                          (double)y[i]);
+        }
+    }
+}
+
 /* bnorm_inference is bnorm_fold followed by bnorm_inference_apply, bit for bit, also
  * when C exceeds the block it folds on the stack (2048). */
 Test(inference_values, equals_fold_then_apply)
