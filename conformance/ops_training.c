@@ -104,7 +104,9 @@ static bool all_bits(const float *p, size_t n, unsigned bits)
     return true;
 }
 
-/* x with per-channel offsets, spreads and constant channels. */
+/* x with per-channel offsets, spreads and constant channels, and channels whose first
+ * value (the kernels' shift) lies far out from repeated values: rounding each x - k
+ * to float would add up errors of that value's size (kernels.h). */
 static void fill_training_x(const bnorm_shape *sh, float *x, const bnorm_geom *g,
                             bool specials, bnorm_rng *r)
 {
@@ -118,7 +120,11 @@ static void fill_training_x(const bnorm_shape *sh, float *x, const bnorm_geom *g
         for (size_t n = 0; n < sh->n; n++)
             for (size_t s = 0; s < sh->spatial; s++) {
                 size_t o = bnorm_ref_offset(sh, g->inner, g->batch, n, c, s);
-                x[o] = (float)(offset + spread * (2.0 * bnorm_rng_uniform(r) - 1.0));
+                if (kind == 3) /* 1e3 spreads out first, then three levels */
+                    x[o] = (float)(offset + spread * (n + s == 0 ? 1e3
+                                                      : bnorm_rng_below(r, 3) - 1.0));
+                else
+                    x[o] = (float)(offset + spread * (2.0 * bnorm_rng_uniform(r) - 1.0));
                 if (specials && bnorm_rng_below(r, 64) == 0)
                     x[o] = bnorm_rng_below(r, 2) ? NAN : -0.0f;
             }

@@ -3,7 +3,7 @@
  * bnorm: SIMD batch-normalization kernels for CPUs.
  *
  * One header, one library, a plain C ABI. No function allocates memory, prints,
- * aborts, creates threads, or changes the caller's floating-point environment; every
+ * aborts, creates threads, or changes the caller's floating-point controls; every
  * function may be called from any number of threads at once. Operations split their
  * work over the host's thread pool when given one (bnorm_set_parallel_for).
  *
@@ -311,9 +311,10 @@ typedef struct bnorm_running_stats {
  *   invstd = 1 / sqrt(var + eps),
  *   y = gamma[c] * (x - mean) * invstd + beta[c].
  * The statistics are accumulated in double about a per-channel shift (the channel's
- * first value), so |mean| / std up to 1e4 and more keeps full float accuracy and a
- * constant channel has var == 0 exactly and, with eps > 0, y == beta exactly (with
- * eps == 0 its invstd is +inf and y is NaN, as in PyTorch). The summation order
+ * first value, or 0 if that is not finite; x - shift is formed in double), so
+ * |mean| / std up to 1e4 and more keeps full float accuracy and a constant channel
+ * has var == 0 exactly and, with eps > 0, y == beta exactly where gamma * invstd is
+ * finite as a float (with eps == 0 its invstd is +inf and y is NaN, as in PyTorch). The summation order
  * is fixed by the shape, never by how the work is split.
  *
  * @param shape        the tensor's shape and layout (x and y share it)

@@ -76,20 +76,21 @@ typedef bnorm_f32_apply2_kernel *bnorm_f32_apply2_fn;
 /*
  * Moments about a per-channel shift k, accumulated in double:
  *   s1[ch] += sum (x - k[ch]),  s2[ch] += sum (x - k[ch])^2
- * rows: x - k is rounded to float (exact when x is within a factor 2 of k, which is
- * what the shift is for), its square and the sums are double; rows are added into
- * s1[i], s2[i] one after another, in order. Every term is the same double in every
- * ISA (one float rounding, then an exact square) and arrives in the same order, so
- * rows sums are identical in every ISA. (src/training.c calls this over chunks of
+ * Every ISA forms d = (double)x - (double)k in double (exact unless the exponents are
+ * ~29 apart; then rounded once, in double), its square is exact and the sums are
+ * double. (Rounding d to float would cost each term up to half a float ulp of k,
+ * not of d: with an outlying shift and repeated values those errors add up, and
+ * x - k can overflow a float.)
+ * rows: rows are added into s1[i], s2[i] one after another, in order. Every term is
+ * the same double in every ISA and arrives in the same order, so rows sums are
+ * identical in every ISA. (src/training.c calls this over chunks of
  * rows fixed by the shape, each into zeroed partials that it adds in chunk order,
  * and over dense small-C tensors as rows of P floats of whole periods of C with k
  * repeated, folding column sums into channels in column order: all in src/, so
  * training's rows statistics are identical in every ISA too.)
- * planes: x - k is rounded to float as above, or formed in double ((double)x -
- * (double)k, exact unless the exponents are ~29 apart), whichever the ISA does
- * faster (AVX2: double); each item is summed from zero, then added to s1[p], s2[p],
- * items in order; the order inside an item is the ISA's own (lanes), so planes sums
- * may differ between ISAs in the last bits.
+ * planes: each item is summed from zero, then added to s1[p], s2[p], items in order;
+ * the order inside an item is the ISA's own (lanes), so planes sums may differ
+ * between ISAs in the last bits.
  */
 typedef void bnorm_f32_moments_kernel(size_t count, size_t len, const float *x,
                                       size_t x_stride, const float *k, double *s1,
@@ -99,8 +100,9 @@ typedef bnorm_f32_moments_kernel *bnorm_f32_moments_fn;
 /*
  * Per-channel dot products for backward, accumulated in double:
  *   sdy[ch] += sum dy,  sdyx[ch] += sum dy * (x - m[ch])
- * with the same rules as moments for x - m (rows: rounded to float; planes: rounded
- * to float or formed in double) and for the summation order.
+ * with x - m rounded to float (rows; planes: rounded to float or formed in double,
+ * whichever the ISA does faster): m is the batch mean, so each term's rounding is
+ * relative to its own |x - m|. The summation order follows the moments' rules.
  */
 typedef void bnorm_f32_dot_kernel(size_t count, size_t len, const float *x,
                                   size_t x_stride, const float *dy, size_t dy_stride,

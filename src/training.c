@@ -55,7 +55,8 @@
  * forward's frame 18 KB: sums, shifts, the blocks being folded and applied and the
  * periodic pattern; a reduction's partials 21 KB; the backward's frame 11 KB), and
  * the coefficients of split rows 12 KB more (SPLIT), whose pass over whole rows
- * (wide_rows) holds every channel's sums in 16-20 KB, instead of a range's frame. */
+ * (wide_rows) holds every channel's sums and shifts in 17-21 KB, instead of a
+ * range's frame. */
 #define BLOCK 256
 
 /*
@@ -549,6 +550,15 @@ typedef struct fwd_job {
     bool ranged; /* the ranges run as pool tasks, which start no tasks of their own */
 } fwd_job;
 
+/* The shift a channel's sums are taken about: its first value, which is near the
+ * rest (the kernels form x - k in double, so an outlying one costs no accuracy), or 0
+ * if that is infinite or NaN (an infinite shift would make the sums of every finite
+ * value infinite and of an infinite one NaN, where the mean is that infinity). */
+static float shift_of(float first)
+{
+    return isfinite(first) ? first : 0.0f;
+}
+
 /* The fold of channels [c0, c0 + nc), nc <= BLOCK, from their shifts k and their
  * sums about them s1, s2 (overwritten: the mean's offset and the variance): the
  * statistics, then each output in a branch-free loop of its own, which the compiler
@@ -623,7 +633,7 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     for (size_t c0 = c0_range; c0 < c1; c0 += block) {
         size_t nc = c1 - c0 < block ? c1 - c0 : block;
         for (size_t j = 0; j < nc; j++)
-            k[j] = x[(c0 + j) * w.c_stride[0]]; /* the shift: the channel's first value */
+            k[j] = shift_of(x[(c0 + j) * w.c_stride[0]]);
         if (prev && prev->nc == nc) {
             /* moments of this block fused with the apply of the previous one */
             memset(s1, 0, nc * sizeof(double));
@@ -671,8 +681,10 @@ static __attribute__((noinline)) void fwd_wide(const fwd_job *j, size_t c0, size
 {
     size_t nc = c1 - c0;
     double s1[SPLIT], s2[SPLIT];
-    /* the shifts: each channel's first value, in the first row */
-    const float *x = j->x + c0 * j->w.c_stride[0], *k = x;
+    float k[SPLIT];
+    const float *x = j->x + c0 * j->w.c_stride[0];
+    for (size_t i = 0; i < nc; i++)
+        k[i] = shift_of(x[i]); /* from the first row */
     walk wb = walk_block(&j->w, nc);
     reduce_block(j->kt, &wb, x, NULL, k, s1, s2, false);
     for (size_t i = 0; i < nc; i += BLOCK) {

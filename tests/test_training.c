@@ -970,6 +970,71 @@ Test(training, forward_constant_channel, .timeout = 300)
     }
 }
 
+/*
+ * Extreme first values: the kernels take each channel's sums about its first value
+ * unless that is infinite or NaN (then about 0), and form x - k in double. A +inf
+ * first value gives the mean +inf, as +inf anywhere else does (an infinite shift
+ * made every sum NaN); values of +-3e38 whose differences overflow a float give the
+ * mean 0 and y = +-1 (a float difference made them infinite). Planes, rows, periodic
+ * rows and split rows, both layouts, every table.
+ */
+static const bnorm_shape extreme_shapes[] = {
+    {2, 3, 6, BNORM_NCHW}, {2, 3, 6, BNORM_NHWC},    {3, 17, 10, BNORM_NHWC},
+    {2, 300, 4, BNORM_NHWC}, {6, 3, 1, BNORM_NCHW},
+};
+
+Test(training, forward_extreme_first_values)
+{
+    tables tb = runnable_tables();
+    for (size_t si = 0; si < sizeof extreme_shapes / sizeof extreme_shapes[0]; si++) {
+        bnorm_shape s = extreme_shapes[si];
+        size_t C = s.c, m = s.n * s.spatial; /* m is even */
+        tensor x, y;
+        tensor_alloc(&x, s, 0, 0, BNORM_FENCE_AT_GUARD);
+        tensor_alloc(&y, s, 0, 0, BNORM_FENCE_AT_GUARD);
+        for (size_t n = 0; n < s.n; n++)
+            for (size_t i = 0; i < s.spatial; i++) {
+                size_t j = n * s.spatial + i; /* the value's place in its channel */
+                for (size_t c = 0; c < C; c++)
+                    *tat(&x, n, c, i) = c % 3 == 0   ? (j == 0 ? INFINITY : (float)j)
+                                        : c % 3 == 1 ? (j % 2 ? -3e38f : 3e38f)
+                                                     : (float)j * 0.5f;
+            }
+        for (size_t ti = 0; ti < tb.n; ti++) {
+            char ctx[256];
+            describe(ctx, sizeof ctx, "extreme first values", tb.t[ti].label, &s, &x, 0);
+            vec smean;
+            vec_alloc(&smean, C, 0);
+            cr_assert_eq(bnorm_training_forward_with(tb.t[ti].k, &s, x.p, NULL, y.p, NULL, NULL,
+                                                     NULL, 1e-5f, smean.p, NULL, NULL),
+                         BNORM_OK, "%s", ctx);
+            for (size_t c = 0; c < C; c++) {
+                float mean = smean.p[c];
+                if (c % 3 == 0) {
+                    cr_expect(mean == INFINITY, "%s: channel %zu, +inf first: mean %a", ctx, c,
+                              (double)mean);
+                    continue;
+                }
+                float want = c % 3 == 1 ? 0.0f : (float)((double)(m - 1) * 0.25);
+                cr_expect(mean == want, "%s: channel %zu: mean %a, want %a", ctx, c,
+                          (double)mean, (double)want);
+                for (size_t n = 0; c % 3 == 1 && n < s.n; n++)
+                    for (size_t i = 0; i < s.spatial; i++) {
+                        float got = *tat(&y, n, c, i);
+                        float exact = (n * s.spatial + i) % 2 ? -1.0f : 1.0f;
+                        cr_expect(fabsf(got - exact) <= 1e-5f,
+                                  "%s: channel %zu, +-3e38: y(n=%zu, i=%zu) = %a", ctx, c, n, i,
+                                  (double)got);
+                    }
+            }
+            cr_expect(bnorm_fence_intact(&smean.f), "%s: a write outside save_mean", ctx);
+            vec_free(&smean);
+        }
+        tensor_free(&x);
+        tensor_free(&y);
+    }
+}
+
 /* ============================================================================== */
 /* 4. Running statistics over several steps                                       */
 /* ============================================================================== */

@@ -1,9 +1,10 @@
 /*
  * Moments about a shift, AVX2+FMA: s1 += sum d, s2 += sum d^2, in double.
  *
- * planes: d = (double)x - (double)k, formed exactly in double (both are floats whose
+ * d = (double)x - (double)k, formed exactly in double (both are floats whose
  *   difference fits a double's mantissa unless their exponents are ~29 apart; then it
- *   is rounded once, in double): each 4 floats are widened straight from memory with
+ *   is rounded once, in double), as in every ISA (kernels.h).
+ * planes: each 4 floats are widened straight from memory with
  *   vcvtps2pd ymm, m128, one uop on this core's FP ports, where the register form
  *   (x - k in float first) costs a second, shuffle-port uop. That is the bottleneck
  *   of this loop (about 25% faster in L2). d*d is exact in double, so the FMA only
@@ -20,8 +21,8 @@
  *   the moments loop, or, for short planes that follow each other (dense_fused), runs
  *   apply_planes_dense's walk (dense.h) after each plane's moments: no masked tail
  *   per plane, and the out-of-order core overlaps the two.
- * rows: d = x - k rounded to float, then widened (vcvtps2pd), as in every ISA, so
- *   rows sums are identical across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
+ * rows: every term is the same double in every ISA, so rows sums are identical
+ *   across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
  *   accumulators: s1 and s2 of the block, loaded from memory, then updated row by
  *   row, in row order, for a tile of up to 8 rows, and stored back), then blocks of
  *   4, then one masked block of 1..3 columns (masked loads and stores of x, k, s1 and
@@ -37,10 +38,10 @@
 
 enum { ROW_TILE = 8 };
 
-/* d = x - k widened to double; s1 += d, s2 += d*d. */
-#define ACC(s1, s2, d4)                                                             \
+/* s1 += d, s2 += d*d for the 4 doubles d. */
+#define ACC(s1, s2, d)                                                              \
     do {                                                                            \
-        __m256d d_ = _mm256_cvtps_pd(d4);                                           \
+        __m256d d_ = (d);                                                           \
         s1 = _mm256_add_pd(s1, d_);                                                 \
         s2 = _mm256_fmadd_pd(d_, d_, s2);                                           \
     } while (0)
@@ -71,21 +72,15 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
     __m256d vk = _mm256_set1_pd(k);
     __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-#define ACCD(s1, s2, d4)                                                            \
-    do {                                                                            \
-        __m256d d_ = (d4);                                                          \
-        s1 = _mm256_add_pd(s1, d_);                                                 \
-        s2 = _mm256_fmadd_pd(d_, d_, s2);                                           \
-    } while (0)
     size_t i = 0;
     for (; i + 16 <= len; i += 16) {
         PREFETCH(xp + i);
-        ACCD(a0, b0, widen_sub(xp + i, vk));
-        ACCD(a1, b1, widen_sub(xp + i + 4, vk));
+        ACC(a0, b0, widen_sub(xp + i, vk));
+        ACC(a1, b1, widen_sub(xp + i + 4, vk));
         if (fused)
             _mm256_storeu_ps(y + i, centered(u + i, va, vb, vm));
-        ACCD(a2, b2, widen_sub(xp + i + 8, vk));
-        ACCD(a3, b3, widen_sub(xp + i + 12, vk));
+        ACC(a2, b2, widen_sub(xp + i + 8, vk));
+        ACC(a3, b3, widen_sub(xp + i + 12, vk));
         if (fused)
             _mm256_storeu_ps(y + i + 8, centered(u + i + 8, va, vb, vm));
     }
@@ -102,14 +97,13 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
         }
     }
     for (; i + 4 <= len; i += 4)
-        ACCD(a0, b0, widen_sub(xp + i, vk));
+        ACC(a0, b0, widen_sub(xp + i, vk));
     if (i < len) {
         __m128 xt =
             spill ? _mm_loadu_ps(xp + i) : _mm_maskload_ps(xp + i, mask_ps(len - i));
         __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(xt), vk);
-        ACCD(a0, b0, _mm256_and_pd(d, _mm256_castsi256_pd(mask_pd(len - i))));
+        ACC(a0, b0, _mm256_and_pd(d, _mm256_castsi256_pd(mask_pd(len - i))));
     }
-#undef ACCD
     return pair_sums(a0, a1, a2, a3, b0, b1, b2, b3);
 }
 
@@ -173,8 +167,9 @@ void bnorm_f32_moments_apply_planes__avx2(size_t count, size_t len, const float 
 ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *k,
                           double *s1, double *s2)
 {
-    __m128 k0 = _mm_loadu_ps(k), k1 = _mm_loadu_ps(k + 4);
-    __m128 k2 = _mm_loadu_ps(k + 8), k3 = _mm_loadu_ps(k + 12);
+    __m256d k0 = _mm256_cvtps_pd(_mm_loadu_ps(k)), k1 = _mm256_cvtps_pd(_mm_loadu_ps(k + 4));
+    __m256d k2 = _mm256_cvtps_pd(_mm_loadu_ps(k + 8));
+    __m256d k3 = _mm256_cvtps_pd(_mm_loadu_ps(k + 12));
     __m256d a0 = _mm256_loadu_pd(s1), a1 = _mm256_loadu_pd(s1 + 4);
     __m256d a2 = _mm256_loadu_pd(s1 + 8), a3 = _mm256_loadu_pd(s1 + 12);
     __m256d b0 = _mm256_loadu_pd(s2), b1 = _mm256_loadu_pd(s2 + 4);
@@ -182,10 +177,10 @@ ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *k,
     for (size_t r = 0; r < nr; r++) {
         const float *xr = x + r * xs;
         PREFETCH(xr);
-        ACC(a0, b0, _mm_sub_ps(_mm_loadu_ps(xr), k0));
-        ACC(a1, b1, _mm_sub_ps(_mm_loadu_ps(xr + 4), k1));
-        ACC(a2, b2, _mm_sub_ps(_mm_loadu_ps(xr + 8), k2));
-        ACC(a3, b3, _mm_sub_ps(_mm_loadu_ps(xr + 12), k3));
+        ACC(a0, b0, widen_sub(xr, k0));
+        ACC(a1, b1, widen_sub(xr + 4, k1));
+        ACC(a2, b2, widen_sub(xr + 8, k2));
+        ACC(a3, b3, widen_sub(xr + 12, k3));
     }
     _mm256_storeu_pd(s1, a0);
     _mm256_storeu_pd(s1 + 4, a1);
@@ -205,10 +200,10 @@ ALWAYS_INLINE void cols4(size_t nr, const float *x, size_t xs, const float *k,
     __m256i qd = masked ? mask_pd(n) : _mm256_setzero_si256();
 #define LD(p) (masked ? _mm_maskload_ps(p, q) : _mm_loadu_ps(p))
 #define LDD(p) (masked ? _mm256_maskload_pd(p, qd) : _mm256_loadu_pd(p))
-    __m128 vk = LD(k);
+    __m256d vk = _mm256_cvtps_pd(LD(k));
     __m256d a = LDD(s1), b = LDD(s2);
-    for (size_t r = 0; r < nr; r++)
-        ACC(a, b, _mm_sub_ps(LD(x + r * xs), vk));
+    for (size_t r = 0; r < nr; r++) /* masked lanes: 0 - 0 */
+        ACC(a, b, _mm256_sub_pd(_mm256_cvtps_pd(LD(x + r * xs)), vk));
 #undef LD
 #undef LDD
     if (masked) {

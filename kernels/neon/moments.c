@@ -1,7 +1,8 @@
 /*
- * Moments about a shift, NEON: s1 += sum d, s2 += sum d^2 with d = x - k rounded to
- * float, then widened to double (vcvt_f64_f32 of each half; d*d is exact in double,
- * so vfmaq_f64 only rounds the sum).
+ * Moments about a shift, NEON: s1 += sum d, s2 += sum d^2 with d = x - k formed in
+ * double (each half of x widened with vcvt_f64_f32, then k subtracted: exact unless
+ * the exponents are ~29 apart), as in every ISA (kernels.h); d*d is exact in double,
+ * so vfmaq_f64 only rounds the sum.
  *
  * planes: 8 floats per iteration into 4 independent (s1, s2) pairs of float64x2
  *   accumulators, then one vector of 4 floats into the first two pairs; the pairs are
@@ -23,12 +24,13 @@
 
 enum { ROW_TILE = 8 };
 
-/* s1 += d, s2 += d*d for the low and high halves of d (float32x4_t) into two pairs. */
-#define ACC2(s1lo, s2lo, s1hi, s2hi, d4)                                            \
+/* d = x - k for the low and high halves of x (float32x4_t), k in double (klo, khi);
+ * s1 += d, s2 += d*d into two pairs. */
+#define ACC2(s1lo, s2lo, s1hi, s2hi, x4, klo, khi)                                  \
     do {                                                                            \
-        float32x4_t d_ = (d4);                                                      \
-        float64x2_t lo_ = vcvt_f64_f32(vget_low_f32(d_));                           \
-        float64x2_t hi_ = vcvt_f64_f32(vget_high_f32(d_));                          \
+        float32x4_t x_ = (x4);                                                      \
+        float64x2_t lo_ = vsubq_f64(vcvt_f64_f32(vget_low_f32(x_)), klo);           \
+        float64x2_t hi_ = vsubq_f64(vcvt_f64_f32(vget_high_f32(x_)), khi);          \
         s1lo = vaddq_f64(s1lo, lo_);                                                \
         s2lo = vfmaq_f64(s2lo, lo_, lo_);                                           \
         s1hi = vaddq_f64(s1hi, hi_);                                                \
@@ -41,21 +43,21 @@ void bnorm_f32_moments_planes__neon(size_t count, size_t len, const float *x,
 {
     for (size_t p = 0; p < count; p++) {
         const float *xp = x + p * x_stride;
-        float32x4_t vk = vdupq_n_f32(k[p]);
+        float64x2_t vk = vdupq_n_f64((double)k[p]);
         float64x2_t a0 = vdupq_n_f64(0.0), a1 = a0, a2 = a0, a3 = a0;
         float64x2_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         size_t i = 0;
         for (; i + 8 <= len; i += 8) {
-            ACC2(a0, b0, a1, b1, vsubq_f32(vld1q_f32(xp + i), vk));
-            ACC2(a2, b2, a3, b3, vsubq_f32(vld1q_f32(xp + i + 4), vk));
+            ACC2(a0, b0, a1, b1, vld1q_f32(xp + i), vk, vk);
+            ACC2(a2, b2, a3, b3, vld1q_f32(xp + i + 4), vk, vk);
         }
         if (i + 4 <= len) {
-            ACC2(a0, b0, a1, b1, vsubq_f32(vld1q_f32(xp + i), vk));
+            ACC2(a0, b0, a1, b1, vld1q_f32(xp + i), vk, vk);
             i += 4;
         }
         double t1 = hsum(a0, a1, a2, a3), t2 = hsum(b0, b1, b2, b3);
         for (; i < len; i++) {
-            double d = (double)(xp[i] - k[p]);
+            double d = (double)xp[i] - (double)k[p];
             t1 += d;
             t2 += d * d;
         }
@@ -69,6 +71,8 @@ ALWAYS_INLINE void cols(size_t nr, const float *x, size_t xs, const float *k,
                         double *s1, double *s2, int nv)
 {
     float32x4_t k0 = vld1q_f32(k), k1 = nv == 2 ? vld1q_f32(k + 4) : k0;
+    float64x2_t k0lo = vcvt_f64_f32(vget_low_f32(k0)), k0hi = vcvt_f64_f32(vget_high_f32(k0));
+    float64x2_t k1lo = vcvt_f64_f32(vget_low_f32(k1)), k1hi = vcvt_f64_f32(vget_high_f32(k1));
     float64x2_t a0 = vld1q_f64(s1), a1 = vld1q_f64(s1 + 2);
     float64x2_t b0 = vld1q_f64(s2), b1 = vld1q_f64(s2 + 2);
     float64x2_t a2 = nv == 2 ? vld1q_f64(s1 + 4) : a0;
@@ -77,9 +81,9 @@ ALWAYS_INLINE void cols(size_t nr, const float *x, size_t xs, const float *k,
     float64x2_t b3 = nv == 2 ? vld1q_f64(s2 + 6) : b0;
     for (size_t r = 0; r < nr; r++) {
         const float *xr = x + r * xs;
-        ACC2(a0, b0, a1, b1, vsubq_f32(vld1q_f32(xr), k0));
+        ACC2(a0, b0, a1, b1, vld1q_f32(xr), k0lo, k0hi);
         if (nv == 2)
-            ACC2(a2, b2, a3, b3, vsubq_f32(vld1q_f32(xr + 4), k1));
+            ACC2(a2, b2, a3, b3, vld1q_f32(xr + 4), k1lo, k1hi);
     }
     vst1q_f64(s1, a0);
     vst1q_f64(s1 + 2, a1);
@@ -110,7 +114,7 @@ void bnorm_f32_moments_rows__neon(size_t count, size_t len, const float *x,
         for (; i < len; i++) {
             double t1 = s1[i], t2 = s2[i];
             for (size_t j = 0; j < nr; j++) {
-                double d = (double)(xt[j * x_stride + i] - k[i]);
+                double d = (double)xt[j * x_stride + i] - (double)k[i];
                 t1 += d;
                 t2 += d * d;
             }

@@ -1,6 +1,6 @@
 /*
  * Per-channel reductions, portable C, accumulated in double: moments about a shift
- * (training statistics) and the dot products of backward. Planes: one accumulator
+ * (training statistics; x - k formed in double) and the dot products of backward. Planes: one accumulator
  * pair per plane, summed from zero, then added. Rows: straight into the per-channel
  * sums, row after row.
  */
@@ -15,7 +15,7 @@ void bnorm_f32_moments_planes__scalar(size_t count, size_t len, const float *x,
         const float *xp = x + p * xs;
         double a1 = 0.0, a2 = 0.0;
         for (size_t i = 0; i < len; i++) {
-            double d = (double)(xp[i] - k[p]);
+            double d = (double)xp[i] - (double)k[p];
             a1 += d;
             a2 += d * d;
         }
@@ -30,7 +30,7 @@ void bnorm_f32_moments_rows__scalar(size_t count, size_t len, const float *x, si
     for (size_t r = 0; r < count; r++) {
         const float *xr = x + r * xs;
         for (size_t i = 0; i < len; i++) {
-            double d = (double)(xr[i] - k[i]);
+            double d = (double)xr[i] - (double)k[i];
             s1[i] += d;
             s2[i] += d * d;
         }
