@@ -10,7 +10,9 @@
 void bnorm_openmp_parallel_for(void *pool, bnorm_task_fn task, void *context,
                                size_t range)
 {
-    int threads = pool ? *(const int *)pool : omp_get_max_threads();
+    int threads = pool ? *(const int *)pool : 0;
+    if (threads < 1) /* OpenMP requires a positive num_threads */
+        threads = omp_get_max_threads();
     long n = (long)range;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long i = 0; i < n; i++)

@@ -10,7 +10,8 @@ extern "C" {
 
 /**
  * A bnorm_parallel_for_fn that runs the tasks in an OpenMP parallel loop. pool is
- * NULL (OpenMP's default number of threads) or points to an int thread count.
+ * NULL (OpenMP's default number of threads) or points to an int thread count; a
+ * count below 1 is the default too.
  * Use: bnorm_set_parallel_for(bnorm_openmp_parallel_for, NULL);
  */
 BNORM_API void bnorm_openmp_parallel_for(void *pool, bnorm_task_fn task, void *context,
