@@ -83,11 +83,11 @@ typedef bnorm_f32_apply2_kernel *bnorm_f32_apply2_fn;
  * x - k can overflow a float.)
  * rows: rows are added into s1[i], s2[i] one after another, in order. Every term is
  * the same double in every ISA and arrives in the same order, so rows sums are
- * identical in every ISA. (src/training.c calls this over chunks of
- * rows fixed by the shape, each into zeroed partials that it adds in chunk order,
- * and over dense small-C tensors as rows of P floats of whole periods of C with k
- * repeated, folding column sums into channels in column order: all in src/, so
- * training's rows statistics are identical in every ISA too.)
+ * identical in every ISA. (src/training.c calls this over chunks of rows fixed by
+ * the shape, each into zeroed partials that it adds in chunk order, and over dense
+ * small-C tensors as rows of P floats of whole periods of C with k repeated, folding
+ * column sums into channels in column order: all in src/, so training's rows
+ * statistics are identical in every ISA too.)
  * planes: each item is summed from zero, then added to s1[p], s2[p], items in order;
  * the order inside an item is the ISA's own (lanes), so planes sums may differ
  * between ISAs in the last bits.

@@ -22,12 +22,11 @@
  *   apply_planes_dense's walk (dense.h) after each plane's moments: no masked tail
  *   per plane, and the out-of-order core overlaps the two.
  * rows: every term is the same double in every ISA, so rows sums are identical
- *   across ISAs (kernels.h). Columns in blocks of 16 (8 ymm
- *   accumulators: s1 and s2 of the block, loaded from memory, then updated row by
- *   row, in row order, for a tile of up to 8 rows, and stored back), then blocks of
- *   4, then one masked block of 1..3 columns (masked loads and stores of x, k, s1 and
- *   s2). Every s1[i], s2[i] receives the rows in order, exactly as the contract's
- *   sequential definition.
+ *   across ISAs (kernels.h). Columns in blocks of 16 (8 ymm accumulators: s1 and s2
+ *   of the block, loaded from memory, then updated row by row, in row order, for a
+ *   tile of up to 8 rows, and stored back), then blocks of 4, then one masked block
+ *   of 1..3 columns (masked loads and stores of x, k, s1 and s2). Every s1[i], s2[i]
+ *   receives the rows in order, exactly as the contract's sequential definition.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -167,7 +166,8 @@ void bnorm_f32_moments_apply_planes__avx2(size_t count, size_t len, const float 
 ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *k,
                           double *s1, double *s2)
 {
-    __m256d k0 = _mm256_cvtps_pd(_mm_loadu_ps(k)), k1 = _mm256_cvtps_pd(_mm_loadu_ps(k + 4));
+    __m256d k0 = _mm256_cvtps_pd(_mm_loadu_ps(k));
+    __m256d k1 = _mm256_cvtps_pd(_mm_loadu_ps(k + 4));
     __m256d k2 = _mm256_cvtps_pd(_mm_loadu_ps(k + 8));
     __m256d k3 = _mm256_cvtps_pd(_mm_loadu_ps(k + 12));
     __m256d a0 = _mm256_loadu_pd(s1), a1 = _mm256_loadu_pd(s1 + 4);

@@ -71,8 +71,10 @@ ALWAYS_INLINE void cols(size_t nr, const float *x, size_t xs, const float *k,
                         double *s1, double *s2, int nv)
 {
     float32x4_t k0 = vld1q_f32(k), k1 = nv == 2 ? vld1q_f32(k + 4) : k0;
-    float64x2_t k0lo = vcvt_f64_f32(vget_low_f32(k0)), k0hi = vcvt_f64_f32(vget_high_f32(k0));
-    float64x2_t k1lo = vcvt_f64_f32(vget_low_f32(k1)), k1hi = vcvt_f64_f32(vget_high_f32(k1));
+    float64x2_t k0lo = vcvt_f64_f32(vget_low_f32(k0));
+    float64x2_t k0hi = vcvt_f64_f32(vget_high_f32(k0));
+    float64x2_t k1lo = vcvt_f64_f32(vget_low_f32(k1));
+    float64x2_t k1hi = vcvt_f64_f32(vget_high_f32(k1));
     float64x2_t a0 = vld1q_f64(s1), a1 = vld1q_f64(s1 + 2);
     float64x2_t b0 = vld1q_f64(s2), b1 = vld1q_f64(s2 + 2);
     float64x2_t a2 = nv == 2 ? vld1q_f64(s1 + 4) : a0;

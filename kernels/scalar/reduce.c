@@ -1,8 +1,8 @@
 /*
  * Per-channel reductions, portable C, accumulated in double: moments about a shift
- * (training statistics; x - k formed in double) and the dot products of backward. Planes: one accumulator
- * pair per plane, summed from zero, then added. Rows: straight into the per-channel
- * sums, row after row.
+ * (training statistics; x - k formed in double) and the dot products of backward.
+ * Planes: one accumulator pair per plane, summed from zero, then added. Rows:
+ * straight into the per-channel sums, row after row.
  */
 #include <math.h>
 
