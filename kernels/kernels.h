@@ -77,20 +77,20 @@ typedef bnorm_f32_apply2_kernel *bnorm_f32_apply2_fn;
  * Moments about a per-channel shift k, accumulated in double:
  *   s1[ch] += sum (x - k[ch]),  s2[ch] += sum (x - k[ch])^2
  * Every ISA forms d = (double)x - (double)k in double (exact unless the exponents are
- * ~29 apart; then rounded once, in double), its square is exact and the sums are
- * double. (Rounding d to float would cost each term up to half a float ulp of k,
- * not of d: with an outlying shift and repeated values those errors add up, and
- * x - k can overflow a float.)
- * rows: rows are added into s1[i], s2[i] one after another, in order. Every term is
- * the same double in every ISA and arrives in the same order, so rows sums are
- * identical in every ISA. (src/training.c calls this over chunks of rows fixed by
+ * ~29 apart; then rounded once, in double) and sums in double. (Rounded to float, d
+ * would be off by up to half a float ulp of itself, which with an outlying shift is
+ * that of the shift: with repeated values those errors add up, and x - k can
+ * overflow a float.) d can have more than 26 bits, so d*d is not always exact.
+ * rows: rows are added into s1[i], s2[i] one after another, in order, s2 with d*d
+ * rounded and then added (no FMA). Every term is the same double in every ISA and
+ * arrives in the same order, so rows sums are identical in every ISA. (src/training.c calls this over chunks of rows fixed by
  * the shape, each into zeroed partials that it adds in chunk order, and over dense
  * small-C tensors as rows of P floats of whole periods of C with k repeated, folding
  * column sums into channels in column order: all in src/, so training's rows
  * statistics are identical in every ISA too.)
  * planes: each item is summed from zero, then added to s1[p], s2[p], items in order;
- * the order inside an item is the ISA's own (lanes), so planes sums may differ
- * between ISAs in the last bits.
+ * the order inside an item (lanes) and whether d*d is fused into its sum are the
+ * ISA's own, so planes sums may differ between ISAs in the last bits.
  */
 typedef void bnorm_f32_moments_kernel(size_t count, size_t len, const float *x,
                                       size_t x_stride, const float *k, double *s1,

@@ -4,6 +4,8 @@
  * d = (double)x - (double)k, formed exactly in double (both are floats whose
  *   difference fits a double's mantissa unless their exponents are ~29 apart; then it
  *   is rounded once, in double), as in every ISA (kernels.h).
+ *   d*d is not always exact (d can have more than 26 bits): planes add it with one
+ *   rounding (FMA), rows with two, as every ISA's rows do.
  * planes: each 4 floats are widened straight from memory with
  *   vcvtps2pd ymm, m128, one uop on this core's FP ports, where the register form
  *   (x - k in float first) costs a second, shuffle-port uop. That is the bottleneck
@@ -37,12 +39,14 @@
 
 enum { ROW_TILE = 8 };
 
-/* s1 += d, s2 += d*d for the 4 doubles d. */
-#define ACC(s1, s2, d)                                                              \
+/* s1 += d, s2 += d*d for the 4 doubles d; d*d added with one rounding (FMA: planes)
+ * or two (rows: every ISA's rows do, kernels.h). */
+#define ACC(s1, s2, d, fused)                                                       \
     do {                                                                            \
         __m256d d_ = (d);                                                           \
         s1 = _mm256_add_pd(s1, d_);                                                 \
-        s2 = _mm256_fmadd_pd(d_, d_, s2);                                           \
+        s2 = (fused) ? _mm256_fmadd_pd(d_, d_, s2)                                  \
+                     : _mm256_add_pd(s2, _mm256_mul_pd(d_, d_));                    \
     } while (0)
 
 /* d = (double)x[0..4) - k: widened from memory, then subtracted exactly. */
@@ -74,12 +78,12 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
     size_t i = 0;
     for (; i + 16 <= len; i += 16) {
         PREFETCH(xp + i);
-        ACC(a0, b0, widen_sub(xp + i, vk));
-        ACC(a1, b1, widen_sub(xp + i + 4, vk));
+        ACC(a0, b0, widen_sub(xp + i, vk), true);
+        ACC(a1, b1, widen_sub(xp + i + 4, vk), true);
         if (fused)
             _mm256_storeu_ps(y + i, centered(u + i, va, vb, vm));
-        ACC(a2, b2, widen_sub(xp + i + 8, vk));
-        ACC(a3, b3, widen_sub(xp + i + 12, vk));
+        ACC(a2, b2, widen_sub(xp + i + 8, vk), true);
+        ACC(a3, b3, widen_sub(xp + i + 12, vk), true);
         if (fused)
             _mm256_storeu_ps(y + i + 8, centered(u + i + 8, va, vb, vm));
     }
@@ -96,12 +100,12 @@ ALWAYS_INLINE sums moments_plane(size_t len, const float *xp, double k, bool spi
         }
     }
     for (; i + 4 <= len; i += 4)
-        ACC(a0, b0, widen_sub(xp + i, vk));
+        ACC(a0, b0, widen_sub(xp + i, vk), true);
     if (i < len) {
         __m128 xt =
             spill ? _mm_loadu_ps(xp + i) : _mm_maskload_ps(xp + i, mask_ps(len - i));
         __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(xt), vk);
-        ACC(a0, b0, _mm256_and_pd(d, _mm256_castsi256_pd(mask_pd(len - i))));
+        ACC(a0, b0, _mm256_and_pd(d, _mm256_castsi256_pd(mask_pd(len - i))), true);
     }
     return pair_sums(a0, a1, a2, a3, b0, b1, b2, b3);
 }
@@ -177,10 +181,10 @@ ALWAYS_INLINE void cols16(size_t nr, const float *x, size_t xs, const float *k,
     for (size_t r = 0; r < nr; r++) {
         const float *xr = x + r * xs;
         PREFETCH(xr);
-        ACC(a0, b0, widen_sub(xr, k0));
-        ACC(a1, b1, widen_sub(xr + 4, k1));
-        ACC(a2, b2, widen_sub(xr + 8, k2));
-        ACC(a3, b3, widen_sub(xr + 12, k3));
+        ACC(a0, b0, widen_sub(xr, k0), false);
+        ACC(a1, b1, widen_sub(xr + 4, k1), false);
+        ACC(a2, b2, widen_sub(xr + 8, k2), false);
+        ACC(a3, b3, widen_sub(xr + 12, k3), false);
     }
     _mm256_storeu_pd(s1, a0);
     _mm256_storeu_pd(s1 + 4, a1);
@@ -203,7 +207,7 @@ ALWAYS_INLINE void cols4(size_t nr, const float *x, size_t xs, const float *k,
     __m256d vk = _mm256_cvtps_pd(LD(k));
     __m256d a = LDD(s1), b = LDD(s2);
     for (size_t r = 0; r < nr; r++) /* masked lanes: 0 - 0 */
-        ACC(a, b, _mm256_sub_pd(_mm256_cvtps_pd(LD(x + r * xs)), vk));
+        ACC(a, b, _mm256_sub_pd(_mm256_cvtps_pd(LD(x + r * xs)), vk), false);
 #undef LD
 #undef LDD
     if (masked) {

@@ -1,8 +1,8 @@
 /*
  * Moments about a shift, NEON: s1 += sum d, s2 += sum d^2 with d = x - k formed in
  * double (each half of x widened with vcvt_f64_f32, then k subtracted: exact unless
- * the exponents are ~29 apart), as in every ISA (kernels.h); d*d is exact in double,
- * so vfmaq_f64 only rounds the sum.
+ * the exponents are ~29 apart), as in every ISA (kernels.h). Planes add d*d with one
+ * rounding (vfmaq_f64); rows with two (vmulq_f64, vaddq_f64), as every ISA's rows.
  *
  * planes: 8 floats per iteration into 4 independent (s1, s2) pairs of float64x2
  *   accumulators, then one vector of 4 floats into the first two pairs; the pairs are
@@ -17,6 +17,7 @@
  *   definition.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kernels.h"
@@ -24,17 +25,20 @@
 
 enum { ROW_TILE = 8 };
 
+/* d*d added to s: with one rounding (planes) or two (rows: every ISA's rows do). */
+#define SQ_ADD(s, d, fused) ((fused) ? vfmaq_f64(s, d, d) : vaddq_f64(s, vmulq_f64(d, d)))
+
 /* d = x - k for the low and high halves of x (float32x4_t), k in double (klo, khi);
  * s1 += d, s2 += d*d into two pairs. */
-#define ACC2(s1lo, s2lo, s1hi, s2hi, x4, klo, khi)                                  \
+#define ACC2(s1lo, s2lo, s1hi, s2hi, x4, klo, khi, fused)                           \
     do {                                                                            \
         float32x4_t x_ = (x4);                                                      \
         float64x2_t lo_ = vsubq_f64(vcvt_f64_f32(vget_low_f32(x_)), klo);           \
         float64x2_t hi_ = vsubq_f64(vcvt_f64_f32(vget_high_f32(x_)), khi);          \
         s1lo = vaddq_f64(s1lo, lo_);                                                \
-        s2lo = vfmaq_f64(s2lo, lo_, lo_);                                           \
+        s2lo = SQ_ADD(s2lo, lo_, fused);                                            \
         s1hi = vaddq_f64(s1hi, hi_);                                                \
-        s2hi = vfmaq_f64(s2hi, hi_, hi_);                                           \
+        s2hi = SQ_ADD(s2hi, hi_, fused);                                            \
     } while (0)
 
 void bnorm_f32_moments_planes__neon(size_t count, size_t len, const float *x,
@@ -48,11 +52,11 @@ void bnorm_f32_moments_planes__neon(size_t count, size_t len, const float *x,
         float64x2_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         size_t i = 0;
         for (; i + 8 <= len; i += 8) {
-            ACC2(a0, b0, a1, b1, vld1q_f32(xp + i), vk, vk);
-            ACC2(a2, b2, a3, b3, vld1q_f32(xp + i + 4), vk, vk);
+            ACC2(a0, b0, a1, b1, vld1q_f32(xp + i), vk, vk, true);
+            ACC2(a2, b2, a3, b3, vld1q_f32(xp + i + 4), vk, vk, true);
         }
         if (i + 4 <= len) {
-            ACC2(a0, b0, a1, b1, vld1q_f32(xp + i), vk, vk);
+            ACC2(a0, b0, a1, b1, vld1q_f32(xp + i), vk, vk, true);
             i += 4;
         }
         double t1 = hsum(a0, a1, a2, a3), t2 = hsum(b0, b1, b2, b3);
@@ -83,9 +87,9 @@ ALWAYS_INLINE void cols(size_t nr, const float *x, size_t xs, const float *k,
     float64x2_t b3 = nv == 2 ? vld1q_f64(s2 + 6) : b0;
     for (size_t r = 0; r < nr; r++) {
         const float *xr = x + r * xs;
-        ACC2(a0, b0, a1, b1, vld1q_f32(xr), k0lo, k0hi);
+        ACC2(a0, b0, a1, b1, vld1q_f32(xr), k0lo, k0hi, false);
         if (nv == 2)
-            ACC2(a2, b2, a3, b3, vld1q_f32(xr + 4), k1lo, k1hi);
+            ACC2(a2, b2, a3, b3, vld1q_f32(xr + 4), k1lo, k1hi, false);
     }
     vst1q_f64(s1, a0);
     vst1q_f64(s1 + 2, a1);
