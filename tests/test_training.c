@@ -1035,6 +1035,84 @@ Test(training, forward_extreme_first_values)
     }
 }
 
+/*
+ * A first value far out over many repeated values: the sums about it cancel in
+ * var = s2/m - d^2, which multiplies their rounding by d^2 / var (about m here), so
+ * such channels are summed again about their mean (REFINE_Z2 in src/training.c).
+ * The guide's bounds, against a two-pass double reference: save_mean 1 unit,
+ * save_invstd 4, y 3. 2^20 values in one channel (planes; periodic rows), and 300
+ * channels of split rows.
+ */
+#define UNIT (2.0 * U) /* the guide's unit, 2^-23 */
+
+typedef struct outlier_case {
+    bnorm_shape shape;
+    float first, rest;
+} outlier_case;
+
+static const outlier_case outlier_cases[] = {
+    {{1, 1, (size_t)1 << 20, BNORM_NCHW}, 3.7f, 0.0f},
+    {{1, 1, (size_t)1 << 20, BNORM_NHWC}, 1000.0f, 0.1f},
+    {{4, 1, (size_t)1 << 18, BNORM_NCHW}, 1000.0f, 0.1f},
+    {{1, 300, 4096, BNORM_NHWC}, -250.0f, 0.3f},
+};
+
+Test(training, forward_outlying_first_value, .timeout = 300)
+{
+    tables tb = runnable_tables();
+    for (size_t oi = 0; oi < sizeof outlier_cases / sizeof outlier_cases[0]; oi++) {
+        const outlier_case *oc = &outlier_cases[oi];
+        bnorm_shape s = oc->shape;
+        size_t C = s.c;
+        tensor x, y;
+        tensor_alloc(&x, s, 0, 0, BNORM_FENCE_AT_GUARD);
+        tensor_alloc(&y, s, 0, 0, BNORM_FENCE_AT_GUARD);
+        for (size_t n = 0; n < s.n; n++)
+            for (size_t i = 0; i < s.spatial; i++)
+                for (size_t c = 0; c < C; c++)
+                    *tat(&x, n, c, i) = n + i == 0 ? oc->first : oc->rest;
+        chan_ref *ref = malloc(C * sizeof *ref);
+        cr_assert(ref);
+        for (size_t c = 0; c < C; c++)
+            ref[c] = chan_reference(&x, c, 1e-5f);
+        for (size_t ti = 0; ti < tb.n; ti++) {
+            char ctx[256];
+            describe(ctx, sizeof ctx, "outlying first value", tb.t[ti].label, &s, &x, 0);
+            vec smean, sinv;
+            vec_alloc(&smean, C, 0);
+            vec_alloc(&sinv, C, 0);
+            cr_assert_eq(bnorm_training_forward_with(tb.t[ti].k, &s, x.p, NULL, y.p, NULL, NULL,
+                                                     NULL, 1e-5f, smean.p, sinv.p, NULL),
+                         BNORM_OK, "%s", ctx);
+            report rep;
+            report_init(&rep);
+            for (size_t c = 0; c < C; c++) {
+                const chan_ref *r = &ref[c];
+                double sd = sqrt(r->var);
+                report_check(&rep, fabs(smean.p[c] - r->mu), UNIT * (fabs(r->mu) + sd) + 0x1p-149,
+                             "channel %zu: save_mean %.9g, exact %.17g", c, smean.p[c], r->mu);
+                report_check(&rep, fabs(sinv.p[c] - r->is), 4.0 * UNIT * r->is,
+                             "channel %zu: save_invstd %.9g, exact %.17g", c, sinv.p[c], r->is);
+                for (size_t n = 0; n < s.n; n++)
+                    for (size_t i = 0; i < s.spatial && i < 2; i++) {
+                        double xv = *tat(&x, n, c, i), want = (xv - r->mu) * r->is;
+                        double mag = (fabs(xv - r->mu) + fabs(r->mu) + sd) * r->is;
+                        report_check(&rep, fabs(*tat(&y, n, c, i) - want), 3.0 * UNIT * mag,
+                                     "y(n=%zu, c=%zu, i=%zu) = %.9g, exact %.17g", n, c, i,
+                                     *tat(&y, n, c, i), want);
+                    }
+            }
+            EXPECT_REPORT(rep, ctx);
+            cr_log_info("%s: worst %.3f of the bound", ctx, rep.worst);
+            vec_free(&smean);
+            vec_free(&sinv);
+        }
+        free(ref);
+        tensor_free(&x);
+        tensor_free(&y);
+    }
+}
+
 /* ============================================================================== */
 /* 4. Running statistics over several steps                                       */
 /* ============================================================================== */
