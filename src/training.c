@@ -602,17 +602,25 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
     float eps = j->eps;
     double inv[BLOCK];
     for (size_t i = 0; i < nc; i++) {
-        double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d, shift = k[i];
-        if (d * d > REFINE_Z2 * var) { /* false for NaN */
-            float kn = (float)(shift + d);
-            refine(j, c0 + i, kn, &s1[i], &s2[i]);
-            shift = kn;
-            d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
-        }
+        double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
         var = var < 0.0 ? 0.0 : var; /* rounding; NaN stays NaN */
-        s1[i] = shift + d;
+        s1[i] = k[i] + d;
         s2[i] = var;
         inv[i] = 1.0 / sqrt(var + eps);
+    }
+    /* d^2 <= (m - 1) var: a shift can only be far where m > REFINE_Z2 + 1, and then
+     * this loop costs little beside the sums' m values a channel. */
+    for (size_t i = 0; j->m > REFINE_Z2 + 1.0 && i < nc; i++) {
+        double d = s1[i] - k[i]; /* a variance rounded below 0 is 0 here */
+        if (d * d > REFINE_Z2 * s2[i]) { /* false for NaN */
+            float kn = (float)s1[i];
+            refine(j, c0 + i, kn, &s1[i], &s2[i]);
+            d = s1[i] * inv_m;
+            double var = s2[i] * inv_m - d * d;
+            s1[i] = kn + d;
+            s2[i] = var < 0.0 ? 0.0 : var;
+            inv[i] = 1.0 / sqrt(s2[i] + eps);
+        }
     }
     for (size_t i = 0; i < nc; i++)
         m[i] = (float)s1[i];
