@@ -82,12 +82,14 @@ typedef bnorm_f32_apply2_kernel *bnorm_f32_apply2_fn;
  * that of the shift: with repeated values those errors add up, and x - k can
  * overflow a float.) d can have more than 26 bits, so d*d is not always exact.
  * rows: rows are added into s1[i], s2[i] one after another, in order, s2 with d*d
- * rounded and then added (no FMA). Every term is the same double in every ISA and
- * arrives in the same order, so rows sums are identical in every ISA. (src/training.c calls this over chunks of rows fixed by
- * the shape, each into zeroed partials that it adds in chunk order, and over dense
- * small-C tensors as rows of P floats of whole periods of C with k repeated, folding
- * column sums into channels in column order: all in src/, so training's rows
- * statistics are identical in every ISA too.)
+ * rounded and then added (no FMA; on 32-bit x86's x87, at double precision:
+ * x87_double.h). Every term is the same double in every ISA and arrives in the same
+ * order, so rows sums are identical in every ISA (bnorm-check's rows_sums checks it).
+ * (src/training.c calls this over chunks of rows fixed by the shape, each into zeroed
+ * partials that it adds in chunk order, and over dense small-C tensors as rows of P
+ * floats of whole periods of C with k repeated, folding column sums into channels in
+ * column order: all in src/, so training's rows statistics are identical in every ISA
+ * too.)
  * planes: each item is summed from zero, then added to s1[p], s2[p], items in order;
  * the order inside an item (lanes) and whether d*d is fused into its sum are the
  * ISA's own, so planes sums may differ between ISAs in the last bits.

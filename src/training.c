@@ -51,12 +51,12 @@
 #include "parallel.h"
 #include "tensor.h"
 
-/* Channels per block: bounds the stack, about 40 KB per call or range task (the
+/* Channels per block: bounds the stack, about 40-48 KB per call or range task (the
  * forward's frame 18 KB: sums, shifts, the blocks being folded and applied and the
- * periodic pattern; a reduction's partials 21 KB; the backward's frame 11 KB), and
- * the coefficients of split rows 12 KB more (SPLIT), whose pass over whole rows
- * (wide_rows) holds every channel's sums and shifts in 17-21 KB, instead of a
- * range's frame. */
+ * periodic pattern; a reduction's partials 21 KB; the fold's 3 KB and, for a far shift,
+ * its second pass's 4 KB over another reduction; the backward's frame 11 KB), and the
+ * coefficients of split rows 12 KB more (SPLIT), whose pass over whole rows (wide_rows)
+ * holds every channel's sums and shifts in 17-21 KB, instead of a range's frame. */
 #define BLOCK 256
 
 /*
@@ -563,23 +563,31 @@ static float shift_of(float first)
  * var = s2/m - d^2 (d = s1/m, the mean's offset from the shift) loses what
  * d^2 / var multiplies the sums' rounding by, and with many repeated values those
  * roundings add up (1x1x2^20, one value 3.7 and the rest 0: save_invstd 4-20 units
- * off where 4 are allowed). A channel whose shift lies more than REFINE_Z standard
- * deviations from its mean (rare: an outlying first value) is summed again about its
- * mean rounded to float, where d^2 / var is ~0: then (1 + d^2 / var) is at most 17
- * times the double sums' relative error (at most about m 2^-53 over m values).
+ * off where 4 are allowed). A channel whose shift lies more than 4 standard
+ * deviations from its mean (d^2 > REFINE_Z2 var; rare: an outlying first value) is
+ * summed again about its mean rounded to float, where d^2 / var is ~0: then
+ * (1 + d^2 / var) is at most 17 times the double sums' relative error (at most
+ * about m 2^-53 over m values).
  */
 #define REFINE_Z2 16.0
 
-/* Channel c's sums again, about the shift kn (every call, pool or not, cuts its
- * values the same way: single-channel walks fixed by the shape). Not inlined: its
- * reduction's partials stay out of the fold's frame. */
-static __attribute__((noinline)) void refine(const fwd_job *j, size_t c, float kn,
-                                             double *s1, double *s2)
+/* The sums of the block's channels whose shift kn[i] differs from k[i], again,
+ * about kn: one more pass over the block (rows: over its columns of every row,
+ * however many channels need it), the same walk as the first, so a channel's sums
+ * do not depend on the block, the ranges or the pool. Not inlined: its partials stay
+ * out of the fold's frame. */
+static __attribute__((noinline)) void refine(const fwd_job *j, size_t c0, size_t nc,
+                                             const float *k, const float *kn, double *s1,
+                                             double *s2)
 {
-    const bnorm_geom *gw[3] = {&j->g[0], &j->g[0], &j->g[1]};
-    walk w1;
-    walk_init(&w1, j->shape, gw, 1);
-    reduce_block(j->kt, &w1, j->x + c * j->w.c_stride[0], NULL, &kn, s1, s2, false);
+    double t1[BLOCK], t2[BLOCK];
+    walk wb = walk_block(&j->w, nc);
+    reduce_block(j->kt, &wb, j->x + c0 * j->w.c_stride[0], NULL, kn, t1, t2, false);
+    for (size_t i = 0; i < nc; i++)
+        if (kn[i] != k[i]) {
+            s1[i] = t1[i];
+            s2[i] = t2[i];
+        }
 }
 
 /* The fold of channels [c0, c0 + nc), nc <= BLOCK, from their shifts k and their
@@ -610,16 +618,24 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
     }
     /* d^2 <= (m - 1) var: a shift can only be far where m > REFINE_Z2 + 1, and then
      * this loop costs little beside the sums' m values a channel. */
-    for (size_t i = 0; j->m > REFINE_Z2 + 1.0 && i < nc; i++) {
-        double d = s1[i] - k[i]; /* a variance rounded below 0 is 0 here */
-        if (d * d > REFINE_Z2 * s2[i]) { /* false for NaN */
-            float kn = (float)s1[i];
-            refine(j, c0 + i, kn, &s1[i], &s2[i]);
-            d = s1[i] * inv_m;
-            double var = s2[i] * inv_m - d * d;
-            s1[i] = kn + d;
-            s2[i] = var < 0.0 ? 0.0 : var;
-            inv[i] = 1.0 / sqrt(s2[i] + eps);
+    if (j->m > REFINE_Z2 + 1.0) {
+        float kn[BLOCK];
+        bool far = false;
+        for (size_t i = 0; i < nc; i++) {
+            double d = s1[i] - k[i]; /* a variance rounded below 0 is 0 here */
+            kn[i] = d * d > REFINE_Z2 * s2[i] ? (float)s1[i] : k[i]; /* not for NaN */
+            far = far || kn[i] != k[i];
+        }
+        if (far) {
+            refine(j, c0, nc, k, kn, s1, s2);
+            for (size_t i = 0; i < nc; i++) {
+                if (kn[i] == k[i])
+                    continue;
+                double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
+                s1[i] = kn[i] + d;
+                s2[i] = var < 0.0 ? 0.0 : var;
+                inv[i] = 1.0 / sqrt(s2[i] + eps);
+            }
         }
     }
     for (size_t i = 0; i < nc; i++)

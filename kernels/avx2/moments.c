@@ -6,19 +6,18 @@
  *   is rounded once, in double), as in every ISA (kernels.h).
  *   d*d is not always exact (d can have more than 26 bits): planes add it with one
  *   rounding (FMA), rows with two, as every ISA's rows do.
- * planes: each 4 floats are widened straight from memory with
- *   vcvtps2pd ymm, m128, one uop on this core's FP ports, where the register form
- *   (x - k in float first) costs a second, shuffle-port uop. That is the bottleneck
- *   of this loop (about 25% faster in L2). d*d is exact in double, so the FMA only
- *   rounds the sum. 16 floats per iteration (and a prefetcht0 2 KiB ahead: a plane
- *   streamed from memory ran at 7.4 GB/s against 11.3 for a plain read loop, 10.7
- *   with it; in L2 it is 10% faster too) into 4 independent (s1, s2) accumulator
- *   pairs, then 4 floats at a time into the first pair, then 1..3 floats through a
- *   masked load (vmaskmov does not fault outside the mask), or a plain one when the
- *   next plane follows in memory; those lanes of d are zeroed. The pairs are reduced
- *   in a fixed order, ((acc0 + acc1) + (acc2 + acc3)), then lanes (l0 + l1) +
- *   (l2 + l3) (lanes1; four planes at once with two hadds, lanes4: the same sums),
- *   and the plane's sum is added to s1[p], s2[p].
+ * planes: each 4 floats are widened straight from memory with vcvtps2pd ymm, m128, one
+ *   uop on this core's FP ports, where the register form (x - k in float first) costs a
+ *   second, shuffle-port uop. That is the bottleneck of this loop (about 25% faster in
+ *   L2). 16 floats per iteration (and a prefetcht0 2 KiB ahead: a plane streamed from
+ *   memory ran at 7.4 GB/s against 11.3 for a plain read loop, 10.7 with it; in L2 it
+ *   is 10% faster too) into 4 independent (s1, s2) accumulator pairs, then 4 floats at
+ *   a time into the first pair, then 1..3 floats through a masked load (vmaskmov does
+ *   not fault outside the mask), or a plain one when the next plane follows in memory;
+ *   those lanes of d are zeroed. The pairs are reduced in a fixed order, ((acc0 + acc1)
+ *   + (acc2 + acc3)), then lanes (l0 + l1) + (l2 + l3) (lanes1; four planes at once
+ *   with two hadds, lanes4: the same sums), and the plane's sum is added to s1[p],
+ *   s2[p].
  *   The fused forward (moments_apply_planes) interleaves the apply's vectors into
  *   the moments loop, or, for short planes that follow each other (dense_fused), runs
  *   apply_planes_dense's walk (dense.h) after each plane's moments: no masked tail

@@ -19,6 +19,7 @@
 
 #include "kernels.h"
 #include "neon_util.h"
+#include "x87_double.h"
 
 enum { ROW_TILE = 8 };
 
@@ -111,16 +112,18 @@ void bnorm_f32_dot_rows__neon(size_t count, size_t len, const float *x,
             cols(nr, xt + i, x_stride, dt + i, dy_stride, m + i, sdy + i, sdyx + i, 1);
             i += 4;
         }
+        bnorm_x87_state x87 = bnorm_x87_double_begin(); /* SIMDe on 32-bit x86 */
         for (; i < len; i++) {
             double t1 = sdy[i], t2 = sdyx[i];
             for (size_t j = 0; j < nr; j++) {
                 double d = (double)dt[j * dy_stride + i];
                 t1 += d;
-                t2 += d * (double)(xt[j * x_stride + i] - m[i]);
+                t2 += d * (double)(float)(xt[j * x_stride + i] - m[i]);
             }
             sdy[i] = t1;
             sdyx[i] = t2;
         }
+        bnorm_x87_double_end(x87);
     }
 }
 

@@ -22,6 +22,7 @@
 
 #include "kernels.h"
 #include "neon_util.h"
+#include "x87_double.h"
 
 enum { ROW_TILE = 8 };
 
@@ -117,6 +118,7 @@ void bnorm_f32_moments_rows__neon(size_t count, size_t len, const float *x,
             cols(nr, xt + i, x_stride, k + i, s1 + i, s2 + i, 1);
             i += 4;
         }
+        bnorm_x87_state x87 = bnorm_x87_double_begin(); /* SIMDe on 32-bit x86 */
         for (; i < len; i++) {
             double t1 = s1[i], t2 = s2[i];
             for (size_t j = 0; j < nr; j++) {
@@ -127,6 +129,7 @@ void bnorm_f32_moments_rows__neon(size_t count, size_t len, const float *x,
             s1[i] = t1;
             s2[i] = t2;
         }
+        bnorm_x87_double_end(x87);
     }
 }
 

@@ -2,11 +2,14 @@
  * Per-channel reductions, portable C, accumulated in double: moments about a shift
  * (training statistics; x - k formed in double) and the dot products of backward.
  * Planes: one accumulator pair per plane, summed from zero, then added. Rows:
- * straight into the per-channel sums, row after row.
+ * straight into the per-channel sums, row after row, every term and sum rounded as
+ * IEEE double (on 32-bit x86's x87 too: x87_double.h) and dot's x - m to float, so
+ * that rows sums are every ISA's bits (kernels.h).
  */
 #include <math.h>
 
 #include "kernels.h"
+#include "x87_double.h"
 
 void bnorm_f32_moments_planes__scalar(size_t count, size_t len, const float *x,
                                       size_t xs, const float *k, double *s1, double *s2)
@@ -27,6 +30,7 @@ void bnorm_f32_moments_planes__scalar(size_t count, size_t len, const float *x,
 void bnorm_f32_moments_rows__scalar(size_t count, size_t len, const float *x, size_t xs,
                                     const float *k, double *s1, double *s2)
 {
+    bnorm_x87_state x87 = bnorm_x87_double_begin();
     for (size_t r = 0; r < count; r++) {
         const float *xr = x + r * xs;
         for (size_t i = 0; i < len; i++) {
@@ -35,6 +39,7 @@ void bnorm_f32_moments_rows__scalar(size_t count, size_t len, const float *x, si
             s2[i] += d * d;
         }
     }
+    bnorm_x87_double_end(x87);
 }
 
 void bnorm_f32_dot_planes__scalar(size_t count, size_t len, const float *x, size_t xs,
@@ -57,13 +62,15 @@ void bnorm_f32_dot_rows__scalar(size_t count, size_t len, const float *x, size_t
                                 const float *dy, size_t dys, const float *m, double *sdy,
                                 double *sdyx)
 {
+    bnorm_x87_state x87 = bnorm_x87_double_begin();
     for (size_t r = 0; r < count; r++) {
         const float *xr = x + r * xs, *dyr = dy + r * dys;
         for (size_t i = 0; i < len; i++) {
             sdy[i] += (double)dyr[i];
-            sdyx[i] += (double)dyr[i] * (double)(xr[i] - m[i]);
+            sdyx[i] += (double)dyr[i] * (double)(float)(xr[i] - m[i]);
         }
     }
+    bnorm_x87_double_end(x87);
 }
 
 /* No fused loop here: the two passes one after the other (kernels.h allows it). */
