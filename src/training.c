@@ -51,9 +51,9 @@
 #include "parallel.h"
 #include "tensor.h"
 
-/* Channels per block: bounds the stack, about 40-48 KB per call or range task (the
+/* Channels per block: bounds the stack, about 40-50 KB per call or range task (the
  * forward's frame 18 KB: sums, shifts, the blocks being folded and applied and the
- * periodic pattern; a reduction's partials 21 KB; the fold's 3 KB and, for a far shift,
+ * periodic pattern; a reduction's partials 21 KB; the fold's 5 KB and, for a far shift,
  * its second pass's 4 KB over another reduction; the backward's frame 11 KB), and the
  * coefficients of split rows 12 KB more (SPLIT), whose pass over whole rows (wide_rows)
  * holds every channel's sums and shifts in 17-21 KB, instead of a range's frame. */
@@ -608,34 +608,36 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
     double w_new = running ? (torch ? running->momentum : 1.0 - running->momentum) : 0.0;
     double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
     float eps = j->eps;
-    double inv[BLOCK];
+    double inv[BLOCK], excess[BLOCK]; /* excess > 0: the shift is far (REFINE_Z2) */
     for (size_t i = 0; i < nc; i++) {
         double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
+        excess[i] = d * d - REFINE_Z2 * var; /* NaN for NaN */
         var = var < 0.0 ? 0.0 : var; /* rounding; NaN stays NaN */
         s1[i] = k[i] + d;
         s2[i] = var;
         inv[i] = 1.0 / sqrt(var + eps);
     }
-    /* d^2 <= (m - 1) var: a shift can only be far where m > REFINE_Z2 + 1, and then
-     * this loop costs little beside the sums' m values a channel. */
-    if (j->m > REFINE_Z2 + 1.0) {
-        float kn[BLOCK];
-        bool far = false;
-        for (size_t i = 0; i < nc; i++) {
-            double d = s1[i] - k[i]; /* a variance rounded below 0 is 0 here */
-            kn[i] = d * d > REFINE_Z2 * s2[i] ? (float)s1[i] : k[i]; /* not for NaN */
-            far = far || kn[i] != k[i];
+    /* d^2 <= (m - 1) var: a shift can only be far where m > REFINE_Z2 + 1. The scan
+     * is a loop of its own: in the loop above a reduction of the flags kept it from
+     * vectorizing, and it runs at a compare a channel. */
+    size_t first = nc;
+    for (size_t i = 0; j->m > REFINE_Z2 + 1.0 && i < nc; i++)
+        if (excess[i] > 0.0) {
+            first = i;
+            break;
         }
-        if (far) {
-            refine(j, c0, nc, k, kn, s1, s2);
-            for (size_t i = 0; i < nc; i++) {
-                if (kn[i] == k[i])
-                    continue;
-                double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
-                s1[i] = kn[i] + d;
-                s2[i] = var < 0.0 ? 0.0 : var;
-                inv[i] = 1.0 / sqrt(s2[i] + eps);
-            }
+    if (first < nc) {
+        float kn[BLOCK];
+        for (size_t i = 0; i < nc; i++)
+            kn[i] = excess[i] > 0.0 ? (float)s1[i] : k[i];
+        refine(j, c0, nc, k, kn, s1, s2);
+        for (size_t i = first; i < nc; i++) {
+            if (kn[i] == k[i])
+                continue;
+            double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
+            s1[i] = kn[i] + d;
+            s2[i] = var < 0.0 ? 0.0 : var;
+            inv[i] = 1.0 / sqrt(s2[i] + eps);
         }
     }
     for (size_t i = 0; i < nc; i++)
