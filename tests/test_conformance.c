@@ -62,3 +62,9 @@ Test(conformance, frozen_backward, .timeout = 600)
 {
     check_op("frozen_backward");
 }
+
+/* Rows sums bit for bit against the scalar table (conformance/ops_rows.c). */
+Test(conformance, rows_sums, .timeout = 600)
+{
+    check_op("rows_sums");
+}

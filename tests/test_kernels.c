@@ -9,8 +9,8 @@
  *  4. the fold against its formula, bit for bit;
  *  5. the rows apply and apply2 give the same bits wherever their output lies (AVX2
  *     starts rows of 256 floats or more with a masked vector up to the output's
- *     32-byte boundary, which must compute what the loop does);
- *  6. moments_rows gives the same double sums in every table.
+ *     32-byte boundary, which must compute what the loop does).
+ * (That the rows reductions give every table's bits is conformance's rows_sums.)
  *
  * STREAM is a hint about where y goes, never about its value: with it every table
  * must write exactly what it writes without it, bit for bit, and nothing else. Both
@@ -609,50 +609,3 @@ Test(kernels, fold_under_ftz_and_daz_matches_scalar)
     }
 }
 #endif
-
-/*
- * 6. moments_rows: every table adds the same double terms in the same order, so the
- * sums are the same bits (kernels.h; training's rows statistics rest on it). The data
- * spans 2^-12..2^12 with shifts of 1e3 and more, so x - k has up to ~45 bits and its
- * square is rounded: a table that fused d*d into its sum (FMA) would differ. Widths
- * cover the 16- and 4-column blocks and the masked or scalar tail; row counts the
- * 8-row tiles.
- */
-Test(kernels, moments_rows_identical_in_every_table)
-{
-    static const size_t widths[] = {1, 3, 4, 7, 16, 19, 37, 64};
-    static const size_t nrows[] = {1, 5, 8, 9, 30};
-    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
-    tables run = runnable_tables();
-    bnorm_rng r;
-    bnorm_rng_init(&r, seed ^ 0x6d6f6d);
-    enum { MAXW = 64, MAXR = 30, STRIDE = MAXW + 3 };
-    static float x[MAXR * STRIDE], k[MAXW];
-    for (size_t i = 0; i < MAXR * STRIDE; i++)
-        x[i] = (float)ldexp(bnorm_rng_normal(&r), (int)bnorm_rng_below(&r, 24) - 12);
-    for (size_t i = 0; i < MAXW; i++)
-        k[i] = (float)(1e3 * (1.0 + (double)i) * (bnorm_rng_below(&r, 2) ? 1 : -1));
-    for (size_t wi = 0; wi < COUNT(widths); wi++)
-        for (size_t ri = 0; ri < COUNT(nrows); ri++) {
-            size_t w = widths[wi], n = nrows[ri];
-            double want1[MAXW], want2[MAXW];
-            for (size_t t = 0; t < run.n; t++) {
-                double s1[MAXW], s2[MAXW];
-                for (size_t i = 0; i < w; i++)
-                    s1[i] = s2[i] = 0.5; /* sums are added to */
-                run.t[t].k->moments_rows(n, w, x, STRIDE, k, s1, s2);
-                if (t == 0) {
-                    memcpy(want1, s1, sizeof s1);
-                    memcpy(want2, s2, sizeof s2);
-                    continue;
-                }
-                for (size_t i = 0; i < w; i++)
-                    cr_expect(memcmp(&s1[i], &want1[i], sizeof(double)) == 0 &&
-                                  memcmp(&s2[i], &want2[i], sizeof(double)) == 0,
-                              "[%s] seed %#llx, %zu rows of %zu: column %zu: s1 %a s2 %a, %s "
-                              "gives %a %a",
-                              run.t[t].label, (unsigned long long)seed, n, w, i, s1[i],
-                              s2[i], run.t[0].label, want1[i], want2[i]);
-            }
-        }
-}

@@ -1043,8 +1043,6 @@ Test(training, forward_extreme_first_values)
  * save_invstd 4, y 3. 2^20 values in one channel (planes; periodic rows), and 300
  * channels of split rows.
  */
-#define UNIT (2.0 * U) /* the guide's unit, 2^-23 */
-
 typedef struct outlier_case {
     bnorm_shape shape;
     float first, rest;
@@ -1089,17 +1087,19 @@ Test(training, forward_outlying_first_value, .timeout = 300)
             for (size_t c = 0; c < C; c++) {
                 const chan_ref *r = &ref[c];
                 double sd = sqrt(r->var);
-                report_check(&rep, fabs(smean.p[c] - r->mu), UNIT * (fabs(r->mu) + sd) + 0x1p-149,
-                             "channel %zu: save_mean %.9g, exact %.17g", c, smean.p[c], r->mu);
-                report_check(&rep, fabs(sinv.p[c] - r->is), 4.0 * UNIT * r->is,
+                /* errors in the guide's units (bnorm_conf_affine_ulps) against its bounds */
+                report_check(&rep, bnorm_conf_affine_ulps(smean.p[c], r->mu, fabs(r->mu) + sd, 0),
+                             1.0, "channel %zu: save_mean %.9g, exact %.17g", c, smean.p[c],
+                             r->mu);
+                report_check(&rep, bnorm_conf_affine_ulps(sinv.p[c], r->is, r->is, 0), 4.0,
                              "channel %zu: save_invstd %.9g, exact %.17g", c, sinv.p[c], r->is);
                 for (size_t n = 0; n < s.n; n++)
                     for (size_t i = 0; i < s.spatial && i < 2; i++) {
                         double xv = *tat(&x, n, c, i), want = (xv - r->mu) * r->is;
                         double mag = (fabs(xv - r->mu) + fabs(r->mu) + sd) * r->is;
-                        report_check(&rep, fabs(*tat(&y, n, c, i) - want), 3.0 * UNIT * mag,
-                                     "y(n=%zu, c=%zu, i=%zu) = %.9g, exact %.17g", n, c, i,
-                                     *tat(&y, n, c, i), want);
+                        report_check(&rep, bnorm_conf_affine_ulps(*tat(&y, n, c, i), want, mag, 0),
+                                     3.0, "y(n=%zu, c=%zu, i=%zu) = %.9g, exact %.17g", n, c,
+                                     i, *tat(&y, n, c, i), want);
                     }
             }
             EXPECT_REPORT(rep, ctx);
