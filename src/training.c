@@ -39,8 +39,8 @@
  * zero and planes are added in image order; rows are summed in chunks of rows (fixed
  * by the shape, below) from zero and chunks are added in order; periodic rows then
  * add a channel's columns c, c + C, ... in that order. A channel's sums never depend
- * on the blocks, ranges or threads, so results are the same for any pool, serial
- * included, and rows sums are the same in every ISA (kernels.h).
+ * on the blocks, ranges, threads or strides (sum_rows), so results are the same for
+ * any pool, serial included, and rows sums are the same in every ISA (kernels.h).
  */
 #include <math.h>
 #include <string.h>
@@ -73,6 +73,34 @@
 #define CHUNKS_MAX 8
 #define PART_PAIRS 1024
 
+/*
+ * The sums of rows (NHWC, and NCHW with spatial 1) are in an order fixed by the shape,
+ * never by the strides: rows of P = k C values (k pixels; NCHW spatial 1: k images)
+ * where the apply plan's pattern for C is longer than C and fits a block, else rows of
+ * C (k = 1), in chunks of those rows (chunk_rows). A walk over dense buffers sums in
+ * that order itself (periodic or not). One whose buffers cannot be walked so (periodic
+ * sums over padded rows; NCHW spatial 1 with a channel step, walked as planes) sums
+ * through sum_rows instead: for each chunk and each phase q < k, one kernel call per
+ * image over pixels q, q + k, ... of the chunk at k times the pixel step, into the
+ * columns q C + c (one call per column where the channel step is not 1). A rows
+ * kernel adds each column's rows in order (kernels.h), however the rows and columns
+ * are cut into calls, so the sums are the dense walk's, bit for bit.
+ */
+typedef struct sum_rows {
+    size_t k;             /* pixels per row of sums; 0: the walk sums in order itself */
+    size_t pixels, items; /* N * spatial; pixels per image (NCHW spatial 1: N) */
+    size_t chunk_pixels;  /* pixels per chunk: a whole number of rows of sums */
+    size_t g_stride[2], i_stride[2], c_stride[2]; /* x, dy: image, pixel, channel steps */
+} sum_rows;
+
+/* Rows per chunk for rows of `width` values (at most a block counts). */
+static size_t chunk_rows(size_t rows, size_t width)
+{
+    size_t chunks = rows * (width < BLOCK ? width : BLOCK) / CHUNK_MIN_ELEMS;
+    chunks = chunks < 1 ? 1 : chunks > CHUNKS_MAX ? CHUNKS_MAX : chunks;
+    return (rows + chunks - 1) / chunks; /* equal: pools schedule statically */
+}
+
 /* How a block of channels is laid out, for up to three buffers (x, dy, out). Rows:
  * row r is item r % items of group r / items; the very last row spans last_len
  * floats (len except on the periodic path); chunk_rows rows per chunk. */
@@ -85,7 +113,11 @@ typedef struct walk {
      * periods of C = period channels, column j belongs to channel j % period; 0
      * otherwise. */
     size_t period;
+    /* Where the sums' order (sum_rows) is not this walk's own; k == 0 otherwise. */
+    sum_rows sums;
 } walk;
+
+static void sums_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc);
 
 static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc)
 {
@@ -101,6 +133,7 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
             w->g_stride[b] = g[b]->batch;
             w->i_stride[b] = w->c_stride[b] = g[b]->inner;
         }
+        sums_init(w, s, g, nc);
         return;
     }
     w->rows = true;
@@ -133,10 +166,31 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
         for (int b = 0; b < 3; b++)
             w->i_stride[b] = p;
     }
-    size_t rows = w->groups * w->items, width = w->len < BLOCK ? w->len : BLOCK;
-    size_t chunks = rows * width / CHUNK_MIN_ELEMS;
-    chunks = chunks < 1 ? 1 : chunks > CHUNKS_MAX ? CHUNKS_MAX : chunks;
-    w->chunk_rows = (rows + chunks - 1) / chunks; /* equal: pools schedule statically */
+    w->chunk_rows = chunk_rows(w->groups * w->items, w->len);
+    sums_init(w, s, g, nc);
+}
+
+/* The sums' own rows (sum_rows) of a walk of nc channels of x, dy (g[0], g[1]) whose
+ * own order is not theirs. */
+static void sums_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc)
+{
+    bool nchw = s->layout == BNORM_NCHW;
+    if (nchw && s->spatial > 1) /* planes: summed in image order whatever the strides */
+        return;
+    size_t pixels = s->n * s->spatial, p = bnorm_pattern_len(nc, pixels * nc);
+    size_t k = p > nc && p <= BLOCK ? p / nc : 1;
+    if (w->rows && (w->period != 0) == (k > 1))
+        return;
+    sum_rows *r = &w->sums;
+    r->k = k;
+    r->pixels = pixels;
+    r->items = nchw ? s->n : s->spatial;
+    r->chunk_pixels = chunk_rows((pixels + k - 1) / k, k * nc) * k;
+    for (int b = 0; b < 2; b++) {
+        r->g_stride[b] = g[b]->batch;
+        r->i_stride[b] = nchw ? g[b]->batch : g[b]->inner;
+        r->c_stride[b] = nchw ? g[b]->inner : 1;
+    }
 }
 
 /* The number of row chunks of a rows walk. */
@@ -220,15 +274,22 @@ typedef struct chunk_job {
     double *s1, *s2; /* the running chunk's partials (set by chunk_task) */
 } chunk_job;
 
+/* Sums of one call's rows: moments of x about k (dy == NULL), or dot products. */
+static void sum_call(const bnorm_kernels *kt, size_t count, size_t len, const float *x,
+                     size_t x_stride, const float *dy, size_t dy_stride, const float *k,
+                     double *s1, double *s2)
+{
+    if (dy)
+        kt->dot_rows(count, len, x, x_stride, dy, dy_stride, k, s1, s2);
+    else
+        kt->moments_rows(count, len, x, x_stride, k, s1, s2);
+}
+
 static void chunk_span(const void *ctx, const size_t off[3], size_t count, size_t len)
 {
     const chunk_job *j = ctx;
-    if (j->dy)
-        j->kt->dot_rows(count, len, j->x + off[0], j->w->i_stride[0], j->dy + off[1],
-                        j->w->i_stride[1], j->k, j->s1, j->s2);
-    else
-        j->kt->moments_rows(count, len, j->x + off[0], j->w->i_stride[0], j->k, j->s1,
-                            j->s2);
+    sum_call(j->kt, count, len, j->x + off[0], j->w->i_stride[0],
+             j->dy ? j->dy + off[1] : NULL, j->w->i_stride[1], j->k, j->s1, j->s2);
 }
 
 static void chunk_task(void *context, size_t t)
@@ -244,27 +305,61 @@ static void chunk_task(void *context, size_t t)
     each_span(j.w, r0, r1, chunk_span, &j);
 }
 
-/* Per-channel sums over a block (or a part of split rows, up to PART_PAIRS wide):
- * moments of x about k (dy == NULL), or the dot products of dy with x - k. s1 and s2
- * are zeroed here. With `pool`, row chunks run as tasks (the calling thread's pool;
- * never from inside a task). */
-static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
-                         const float *dy, const float *k, double *s1, double *s2, bool pool)
+/* reduce_block's sums of nc <= BLOCK channels in the order of sum_rows, where the walk
+ * is not that order's (see there). Serial: rare layouts. Not inlined: its partials stay
+ * out of reduce_block's frame. */
+static __attribute__((noinline)) void reduce_sums(const bnorm_kernels *kt, const sum_rows *r,
+                                                  size_t nc, const float *x, const float *dy,
+                                                  const float *k, double *s1, double *s2)
 {
-    size_t nc = w->rows ? (w->period ? w->period : w->len) : w->items;
-    memset(s1, 0, nc * sizeof(double));
-    memset(s2, 0, nc * sizeof(double));
-    if (!w->rows) {
-        for (size_t g = 0; g < w->groups; g++) {
-            const float *xg = x + g * w->g_stride[0];
-            if (dy)
-                kt->dot_planes(nc, w->len, xg, w->i_stride[0], dy + g * w->g_stride[1],
-                               w->i_stride[1], k, s1, s2);
-            else
-                kt->moments_planes(nc, w->len, xg, w->i_stride[0], k, s1, s2);
+    size_t cols = r->k * nc; /* column q nc + c: phase q, channel c */
+    double c1[BLOCK], c2[BLOCK], p1[BLOCK], p2[BLOCK];
+    memset(c1, 0, cols * sizeof(double));
+    memset(c2, 0, cols * sizeof(double));
+    bool whole_rows = r->c_stride[0] == 1 && (!dy || r->c_stride[1] == 1);
+    for (size_t px0 = 0; px0 < r->pixels; px0 += r->chunk_pixels) {
+        size_t px1 = r->pixels - px0 < r->chunk_pixels ? r->pixels : px0 + r->chunk_pixels;
+        memset(p1, 0, cols * sizeof(double));
+        memset(p2, 0, cols * sizeof(double));
+        for (size_t q = 0; q < r->k; q++)
+            for (size_t px = px0 + q; px < px1;) {
+                size_t g = px / r->items, i = px % r->items;
+                size_t end = (g + 1) * r->items < px1 ? (g + 1) * r->items : px1;
+                size_t count = (end - px + r->k - 1) / r->k;
+                const float *xr = x + g * r->g_stride[0] + i * r->i_stride[0];
+                const float *dr = dy ? dy + g * r->g_stride[1] + i * r->i_stride[1] : NULL;
+                size_t xs = r->k * r->i_stride[0], ds = r->k * r->i_stride[1];
+                double *t1 = p1 + q * nc, *t2 = p2 + q * nc;
+                if (whole_rows)
+                    sum_call(kt, count, nc, xr, xs, dr, ds, k, t1, t2);
+                else
+                    for (size_t c = 0; c < nc; c++)
+                        sum_call(kt, count, 1, xr + c * r->c_stride[0], xs,
+                                 dr ? dr + c * r->c_stride[1] : NULL, ds, k + c, t1 + c,
+                                 t2 + c);
+                px += count * r->k;
+            }
+        for (size_t j = 0; j < cols; j++) {
+            c1[j] += p1[j];
+            c2[j] += p2[j];
         }
-        return;
     }
+    for (size_t c = 0; c < nc; c++) {
+        s1[c] = s2[c] = 0.0;
+        for (size_t q = 0; q < r->k; q++) {
+            s1[c] += c1[q * nc + c];
+            s2[c] += c2[q * nc + c];
+        }
+    }
+}
+
+/* reduce_block over rows, in their chunks (see chunk_rows). Not inlined: its partials
+ * are not on the stack of the other walks. */
+static __attribute__((noinline)) void reduce_rows(const bnorm_kernels *kt, const walk *w,
+                                                  size_t nc, const float *x,
+                                                  const float *dy, const float *k,
+                                                  double *s1, double *s2, bool pool)
+{
     size_t len = w->len;
     float kp[BLOCK];
     double c1[BLOCK], c2[BLOCK]; /* periodic: per column of the P-wide rows */
@@ -299,6 +394,34 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
             s1[c] += c1[q];
             s2[c] += c2[q];
         }
+}
+
+/* Per-channel sums over a block (or a part of split rows, up to PART_PAIRS wide):
+ * moments of x about k (dy == NULL), or the dot products of dy with x - k. s1 and s2
+ * are zeroed here. With `pool`, row chunks run as tasks (the calling thread's pool;
+ * never from inside a task). */
+static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
+                         const float *dy, const float *k, double *s1, double *s2, bool pool)
+{
+    size_t nc = w->rows ? (w->period ? w->period : w->len) : w->items;
+    if (w->sums.k) {
+        reduce_sums(kt, &w->sums, nc, x, dy, k, s1, s2);
+        return;
+    }
+    memset(s1, 0, nc * sizeof(double));
+    memset(s2, 0, nc * sizeof(double));
+    if (w->rows) {
+        reduce_rows(kt, w, nc, x, dy, k, s1, s2, pool);
+        return;
+    }
+    for (size_t g = 0; g < w->groups; g++) {
+        const float *xg = x + g * w->g_stride[0];
+        if (dy)
+            kt->dot_planes(nc, w->len, xg, w->i_stride[0], dy + g * w->g_stride[1],
+                           w->i_stride[1], k, s1, s2);
+        else
+            kt->moments_planes(nc, w->len, xg, w->i_stride[0], k, s1, s2);
+    }
 }
 
 /* Channels per block for a pass over m values per channel. */
@@ -797,7 +920,7 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
                  NULL, NULL, NULL, 0, false};
     const bnorm_geom *gw[3] = {&g[0], &g[0], &g[1]};
     walk_init(&j.w, shape, gw, c);
-    j.pipe = !j.w.rows && !bnorm_apply_plan_streams(&g[1]);
+    j.pipe = !j.w.rows && !j.w.sums.k && !bnorm_apply_plan_streams(&g[1]);
     size_t per = task_channels(&j.w, c, shape->n * shape->spatial);
     size_t width = split_width(&j.w, c, per);
     for (size_t c0 = 0; width && c0 < c; c0 += width)
@@ -1048,7 +1171,7 @@ bnorm_status bnorm_training_backward_with(const bnorm_kernels *kt, const bnorm_s
                  shape->n * shape->spatial, false, NULL, NULL, NULL, 0, false};
     const bnorm_geom *gw[3] = {&g[0], &g[1], &g[2]};
     walk_init(&j.w, shape, gw, c);
-    j.pipe = dx && !j.w.rows;
+    j.pipe = dx && !j.w.rows && !j.w.sums.k;
     size_t per = task_channels(&j.w, c, j.m);
     size_t width = dx ? split_width(&j.w, c, per) : 0;
     for (size_t c0 = 0; width && c0 < c; c0 += width)

@@ -1505,6 +1505,134 @@ Test(training, in_place, .timeout = 300)
     }
 }
 
+/* Copies t's elements into u (same shape, any strides). */
+static void copy_elements(tensor *u, const tensor *t)
+{
+    const bnorm_shape *s = &t->shape;
+    for (size_t n = 0; n < s->n; n++)
+        for (size_t c = 0; c < s->c; c++)
+            for (size_t i = 0; i < s->spatial; i++)
+                *tat(u, n, c, i) = *tat(t, n, c, i);
+}
+
+/* Values whose sums in double depend on the order they are added in: N(0, 1), and in
+ * each channel two pairs +-B, B from 2^35 to 2^45, which cancel exactly, but the small
+ * values added to a partial sum that holds a B lose their last bits (about 2^-12),
+ * and which ones do depends on the order. The channel's first value stays small (the
+ * forward's shift). */
+static void fill_cancelling(bnorm_rng *rng, tensor *t)
+{
+    const bnorm_shape *s = &t->shape;
+    size_t m = s->n * s->spatial;
+    for (size_t c = 0; c < s->c; c++) {
+        for (size_t j = 0; j < m; j++)
+            *tat(t, j / s->spatial, c, j % s->spatial) = (float)bnorm_rng_normal(rng);
+        for (int pair = 0; pair < 2; pair++) {
+            float b = (float)ldexp(1.0 + bnorm_rng_uniform(rng), 35 + (int)bnorm_rng_below(rng, 11));
+            for (int sign = 1; sign >= -1; sign -= 2) {
+                size_t j = 1 + bnorm_rng_below(rng, m - 1);
+                *tat(t, j / s->spatial, c, j % s->spatial) = (float)sign * b;
+            }
+        }
+    }
+}
+
+/* The strides that must not change any sum: dense, a padded inner step (NCHW with
+ * spatial 1: a channel step of 3), padded images as well. */
+static const size_t stride_pads[][2] = {{0, 0}, {2, 0}, {2, 5}};
+enum { N_PADS = sizeof stride_pads / sizeof stride_pads[0] };
+
+/* Shapes whose rows sums could follow the strides: periodic rows (C = 3, 5, 17; one
+ * with 7 chunks of rows), several images, NCHW with spatial 1 (periodic, and C over a
+ * block in 8 chunks). */
+static const bnorm_shape sums_shapes[] = {
+    {1, 3, 200 * 200, BNORM_NHWC}, {3, 17, 21 * 23, BNORM_NHWC}, {2, 5, 37, BNORM_NHWC},
+    {3000, 17, 1, BNORM_NCHW},     {600, 300, 1, BNORM_NCHW},
+};
+
+/* The statistics and the parameter gradients are sums in an order fixed by the shape
+ * (bnorm.h): the same bits whatever the strides of x, dy, y and dx, and with dx or
+ * not. */
+Test(training, sums_independent_of_strides, .timeout = 300)
+{
+    uint64_t base = seed_base();
+    tables tb = runnable_tables();
+    const float eps = 1e-5f;
+    for (size_t ci = 0; ci < sizeof sums_shapes / sizeof sums_shapes[0]; ci++) {
+        bnorm_shape s = sums_shapes[ci];
+        size_t C = s.c;
+        bnorm_rng rng;
+        rng_for_case(&rng, base, 9, ci);
+        tensor x[N_PADS], dy[N_PADS], out[N_PADS];
+        for (int p = 0; p < N_PADS; p++) {
+            tensor_alloc(&x[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
+            tensor_alloc(&dy[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
+            tensor_alloc(&out[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
+        }
+        float *gamma = malloc(C * sizeof(float)), *beta = malloc(C * sizeof(float));
+        float *buf = malloc(12 * C * sizeof(float));
+        cr_assert(gamma && beta && buf);
+        random_problem(&rng, &x[0], &dy[0], gamma, beta);
+        fill_cancelling(&rng, &x[0]);
+        fill_cancelling(&rng, &dy[0]);
+        for (int p = 1; p < N_PADS; p++) {
+            copy_elements(&x[p], &x[0]);
+            copy_elements(&dy[p], &dy[0]);
+        }
+        /* [0]: dense everything (dx NULL), [1]: the call compared with it */
+        float *sm[2], *si[2], *rm[2], *rv[2], *dg[2], *db[2];
+        for (int k = 0; k < 2; k++) {
+            float *b = buf + 6 * C * (size_t)k;
+            sm[k] = b, si[k] = b + C, rm[k] = b + 2 * C, rv[k] = b + 3 * C;
+            dg[k] = b + 4 * C, db[k] = b + 5 * C;
+        }
+        for (size_t ti = 0; ti < tb.n; ti++) {
+            const bnorm_kernels *kt = tb.t[ti].k;
+            char ctx[256];
+            describe(ctx, sizeof ctx, "sums and strides", tb.t[ti].label, &s, &x[0], base);
+            report rep;
+            report_init(&rep);
+            char what[64];
+            for (int px = 0; px < N_PADS; px++)
+                for (int po = 0; po < N_PADS; po++) {
+                    int k = px || po;
+                    for (size_t c = 0; c < C; c++)
+                        rm[k][c] = 0.0f, rv[k][c] = 1.0f;
+                    bnorm_running_stats run = {rm[k], rv[k], 0.1f, BNORM_MOMENTUM_PYTORCH};
+                    bnorm_status st = bnorm_training_forward_with(
+                        kt, &s, x[px].p, tstrides(&x[px]), out[po].p, tstrides(&out[po]),
+                        gamma, beta, eps, sm[k], si[k], &run);
+                    cr_assert_eq(st, BNORM_OK, "%s: forward returned %s", ctx,
+                                 bnorm_status_name(st));
+                    snprintf(what, sizeof what, "x pad %d, y pad %d", px, po);
+                    compare_vecs(&rep, sm[k], sm[0], C, what);
+                    compare_vecs(&rep, si[k], si[0], C, what);
+                    compare_vecs(&rep, rm[k], rm[0], C, what);
+                    compare_vecs(&rep, rv[k], rv[0], C, what);
+                }
+            for (int px = 0; px < N_PADS; px++)
+                for (int pd = 0; pd < N_PADS; pd++)
+                    for (int po = -1; po < N_PADS; po++) {
+                        int k = px || pd || po >= 0;
+                        bnorm_status st = bnorm_training_backward_with(
+                            kt, &s, x[px].p, tstrides(&x[px]), dy[pd].p, tstrides(&dy[pd]),
+                            gamma, sm[0], si[0], po < 0 ? NULL : out[po].p,
+                            po < 0 ? NULL : tstrides(&out[po]), dg[k], db[k]);
+                        cr_assert_eq(st, BNORM_OK, "%s: backward returned %s", ctx,
+                                     bnorm_status_name(st));
+                        snprintf(what, sizeof what, "x pad %d, dy pad %d, dx pad %d", px, pd,
+                                 po);
+                        compare_vecs(&rep, dg[k], dg[0], C, what);
+                        compare_vecs(&rep, db[k], db[0], C, what);
+                    }
+            EXPECT_REPORT(rep, ctx);
+        }
+        free(gamma), free(beta), free(buf);
+        for (int p = 0; p < N_PADS; p++)
+            tensor_free(&x[p]), tensor_free(&dy[p]), tensor_free(&out[p]);
+    }
+}
+
 /* ============================================================================== */
 /* 7. Rejected arguments: documented status, nothing written                      */
 /* ============================================================================== */
