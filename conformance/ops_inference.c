@@ -1,7 +1,7 @@
 /*
  * Conformance of the inference operations: bnorm_inference_apply (folded scale and
  * shift), bnorm_inference (from running statistics) and bnorm_frozen_backward (the
- * same computation with mean 0 and no beta), run through src/ with an explicit
+ * same computation without mean and beta), run through src/ with an explicit
  * kernel table, so the loop plans are checked along with the kernels.
  *
  * Each case checks, besides every value against the double reference: the guard

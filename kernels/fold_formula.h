@@ -30,9 +30,9 @@ bnorm_fold_formula_loop(size_t c, const float *restrict gamma, const float *rest
     BNORM_FOLD_VECTORIZE
     for (size_t i = 0; i < c; i++) {
         double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)var[i] + eps);
+        double b = beta ? (double)beta[i] : 0.0;
         scale[i] = (float)s;
-        shift[i] =
-            (float)((beta ? (double)beta[i] : 0.0) - (mean ? (double)mean[i] : 0.0) * s);
+        shift[i] = (float)(mean ? b - (double)mean[i] * s : b); /* no 0 * inf */
     }
 }
 

@@ -150,8 +150,9 @@ typedef bnorm_f32_dot_apply2_kernel *bnorm_f32_dot_apply2_fn;
  *   scale[i] = (float)s,  shift[i] = (float)((double)beta[i] - (double)mean[i] * s)
  * each double operation rounded once as written (no contraction), so every ISA
  * writes the formula's bits (kernels/fold_formula.h); NaN inputs give NaN, of any
- * payload. A NULL gamma, beta or mean is the constant 1, 0 or 0. The outputs
- * overlap no input.
+ * payload. A NULL gamma or beta is the constant 1 or 0; a NULL mean drops the
+ * product (shift[i] = (float)beta[i], also where s is infinite or NaN: the frozen
+ * backward's dx = dy * scale). The outputs overlap no input.
  */
 typedef void bnorm_f32_fold_kernel(size_t c, const float *gamma, const float *beta,
                                    const float *mean, const float *var, float eps,

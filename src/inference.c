@@ -195,8 +195,8 @@ static const float *infer_lines(const bnorm_shape *shape, const bnorm_geom *gy,
     return gy->inner % 16 == 0 && (shape->n == 1 || gy->batch % 16 == 0) ? y : NULL;
 }
 
-/* bnorm_inference, and with mean NULL (zero) the frozen backward; inlined into each
- * entry point, as inference_apply. */
+/* bnorm_inference, and with mean NULL (no mean * scale term) the frozen backward;
+ * inlined into each entry point, as inference_apply. */
 static BNORM_ALWAYS_INLINE bnorm_status
 inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
           const bnorm_strides *x_strides, float *y, const bnorm_strides *y_strides,
@@ -254,7 +254,7 @@ bnorm_status bnorm_inference(const bnorm_shape *shape, const float *x,
                      beta, mean, var, eps, act);
 }
 
-/* dx = dy * gamma / sqrt(var + eps): inference with mean 0 and beta 0. */
+/* dx = dy * gamma / sqrt(var + eps): inference without mean and beta. */
 bnorm_status bnorm_frozen_backward_with(const bnorm_kernels *k, const bnorm_shape *shape,
                                         const float *dy, const bnorm_strides *dy_strides,
                                         const float *gamma, const float *running_var,

@@ -558,6 +558,40 @@ Test(kernels, fold_rounding_boundaries_match_formula)
         fold_agrees(&run.t[ti], &f, want_scale, want_shift, "rounding boundaries");
 }
 
+/* The frozen backward's fold (no mean, no beta): scale by the formula and shift +0
+ * for every channel, also where scale is infinite or NaN (a mean of 0 would make
+ * 0 * inf a NaN shift, and every dx NaN). Specials in gamma and var at every position
+ * of AVX2's blocks of 12. */
+Test(kernels, fold_without_mean_matches_formula)
+{
+    static const float gammas[] = {1.0f, -2.5f, 0.0f, INFINITY, -INFINITY, NAN, 3e38f};
+    static const float vars[] = {1.0f, 0.0f, 1e-45f, 0.25f, INFINITY, NAN, 4e-38f};
+    enum { G = COUNT(gammas), V = COUNT(vars), C = G * V * 12 };
+    static float gamma[C], var[C], want_scale[C], want_shift[C];
+    for (size_t i = 0; i < C; i++) {
+        gamma[i] = gammas[i / 12 % G];
+        var[i] = vars[(i / 12 / G + i) % V];
+    }
+    bnorm_ref_fold(C, gamma, NULL, NULL, var, 0.0f, want_scale, want_shift);
+    tables run = runnable_tables();
+    for (size_t ti = 0; ti < run.n; ti++) {
+        bnorm_fence fs, fh;
+        float *scale = bnorm_fence_alloc(&fs, C, BNORM_FENCE_AT_GUARD);
+        float *shift = bnorm_fence_alloc(&fh, C, BNORM_FENCE_AT_GUARD);
+        cr_assert(scale && shift, "mmap failed");
+        run.t[ti].k->fold(C, gamma, NULL, NULL, var, 0.0f, scale, shift);
+        cr_expect(bnorm_fence_intact(&fs) && bnorm_fence_intact(&fh),
+                  "%s: the fold wrote past its outputs", run.t[ti].label);
+        for (size_t i = 0; i < C; i++)
+            cr_assert(same_bits(scale[i], want_scale[i]) && bits(shift[i]) == 0,
+                      "%s channel %zu (gamma %a var %a): scale %a shift %a, want %a +0",
+                      run.t[ti].label, i, (double)gamma[i], (double)var[i],
+                      (double)scale[i], (double)shift[i], (double)want_scale[i]);
+        bnorm_fence_free(&fs);
+        bnorm_fence_free(&fh);
+    }
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 

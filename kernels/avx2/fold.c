@@ -40,6 +40,14 @@ ALWAYS_INLINE __m256d abs_pd(__m256d v)
     return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v);
 }
 
+/* mean * s, or 0 where mean is NULL (not 0 * s: NaN for an infinite s), as the
+ * formula. */
+ALWAYS_INLINE __m256d mean_times(const float *mean, size_t i, __m256d s)
+{
+    return mean ? _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(mean + i)), s)
+                : _mm256_setzero_pd();
+}
+
 /* Channels i..i+3 by the formula. */
 ALWAYS_INLINE void formula4(size_t i, const float *gamma, const float *beta,
                             const float *mean, const float *var, __m256d eps,
@@ -48,7 +56,7 @@ ALWAYS_INLINE void formula4(size_t i, const float *gamma, const float *beta,
     __m256d v = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(var + i)), eps);
     __m256d s = _mm256_div_pd(load4(gamma, i, 1.0), _mm256_sqrt_pd(v));
     _mm_storeu_ps(scale + i, _mm256_cvtpd_ps(s));
-    __m256d ms = _mm256_mul_pd(load4(mean, i, 0.0), s);
+    __m256d ms = mean_times(mean, i, s);
     _mm_storeu_ps(shift + i, _mm256_cvtpd_ps(_mm256_sub_pd(load4(beta, i, 0.0), ms)));
 }
 
@@ -74,7 +82,7 @@ ALWAYS_INLINE unsigned estimate4(size_t i, const float *gamma, const float *beta
     __m128 s_lo = _mm256_cvtpd_ps(_mm256_sub_pd(s, es));
     __m128 s_hi = _mm256_cvtpd_ps(_mm256_add_pd(s, es));
 
-    __m256d ms = _mm256_mul_pd(load4(mean, i, 0.0), s);
+    __m256d ms = mean_times(mean, i, s);
     __m256d h = _mm256_sub_pd(load4(beta, i, 0.0), ms);
     __m256d eh = _mm256_fmadd_pd(abs_pd(ms), _mm256_set1_pd(0x1p-36),
                                  _mm256_mul_pd(abs_pd(h), _mm256_set1_pd(0x1p-50)));

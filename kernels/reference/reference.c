@@ -54,8 +54,9 @@ void bnorm_ref_fold(size_t c, const float *gamma, const float *beta, const float
     bnorm_x87_state x87 = bnorm_x87_double_begin();
     for (size_t i = 0; i < c; i++) {
         double s = (gamma ? (double)gamma[i] : 1.0) / sqrt((double)var[i] + eps);
+        double b = beta ? (double)beta[i] : 0.0;
         scale[i] = (float)s;
-        shift[i] = (float)((beta ? (double)beta[i] : 0.0) - (mean ? (double)mean[i] : 0.0) * s);
+        shift[i] = (float)(mean ? b - (double)mean[i] * s : b);
     }
     bnorm_x87_double_end(x87);
 }
