@@ -351,7 +351,9 @@ static void run_backward(const bnorm_conf_op *op, const bnorm_kernels *k,
     }
     bnorm_ref_training_backward(sh, x_copy, gx.inner, gx.batch, dy_copy, gx.inner, gx.batch,
                                 gamma, smean, sinv, rdx, rdg, rdb);
-    double *sxabs_c = malloc(c * sizeof(double));
+    /* per channel: sum abs(dy * xhat), sum abs(dy), which stand in dx's magnitude for
+     * dgamma and dbeta (their own rounding reaches dx through b and k) */
+    double *sxabs_c = malloc(2 * c * sizeof(double)), *sabs_c = sxabs_c + c;
     if (!sxabs_c) {
         fail(&t, "harness: out of memory");
         goto out;
@@ -365,6 +367,7 @@ static void run_backward(const bnorm_conf_op *op, const bnorm_kernels *k,
                 sxabs += fabs(dy_copy[o] * ((double)x_copy[o] - smean[i]) * sinv[i]);
             }
         sxabs_c[i] = sxabs;
+        sabs_c[i] = sabs;
         if (want & 2)
             check(&t, "dgamma", i, dgamma[i], rdg[i], sxabs, DGAMMA_TOL);
         else if (!all_bits(&dgamma[i], 1, SENTINEL))
@@ -379,7 +382,7 @@ static void run_backward(const bnorm_conf_op *op, const bnorm_kernels *k,
         for (size_t ch = 0; ch < c; ch++) {
             double gm = gamma ? gamma[ch] : 1.0, is = sinv[ch];
             double a = fabs(gm * is), b = fabs(gm * is * is * sxabs_c[ch] / (double)m);
-            double kk = fabs(gm * is * rdb[ch] / (double)m);
+            double kk = fabs(gm * is * sabs_c[ch] / (double)m);
             for (size_t s = 0; s < sh->spatial && !t.failed; s++, rp++) {
                 size_t ox = bnorm_ref_offset(sh, gx.inner, gx.batch, n, ch, s);
                 size_t od = bnorm_ref_offset(sh, gdx.inner, gdx.batch, n, ch, s);
