@@ -1544,10 +1544,12 @@ enum { N_PADS = sizeof stride_pads / sizeof stride_pads[0] };
 
 /* Shapes whose rows sums could follow the strides: periodic rows (C = 3, 5, 17; one
  * with 7 chunks of rows), several images, NCHW with spatial 1 (periodic, and C over a
- * block in 8 chunks). */
+ * block in 8 chunks); and NCHW planes, short (dense planes fused four at a time) and
+ * long. */
 static const bnorm_shape sums_shapes[] = {
     {1, 3, 200 * 200, BNORM_NHWC}, {3, 17, 21 * 23, BNORM_NHWC}, {2, 5, 37, BNORM_NHWC},
-    {3000, 17, 1, BNORM_NCHW},     {600, 300, 1, BNORM_NCHW},
+    {3000, 17, 1, BNORM_NCHW},     {600, 300, 1, BNORM_NCHW},    {4, 24, 7 * 7, BNORM_NCHW},
+    {3, 5, 33 * 33, BNORM_NCHW},
 };
 
 /* The statistics and the parameter gradients are sums in an order fixed by the shape
