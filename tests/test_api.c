@@ -518,6 +518,21 @@ Test(apply_errors, overflowing_strides)
                 expect_status(&cl, OP_BOTH, BNORM_ERR_OVERFLOW, what);
             }
         }
+        /* One image (n = 1), whose extent (outer - 1) * inner + run wraps in the
+         * addition alone: nothing after the image's extent catches it. */
+        bnorm_strides wrap = {.inner = SIZE_MAX / (outer - 1), .batch = SIZE_MAX};
+        for (int buf = 0; buf < 2; buf++) {
+            call cl = base_call(layouts[li]);
+            cl.shape = sh;
+            cl.shape.n = 1;
+            if (buf)
+                cl.ys = &wrap;
+            else
+                cl.xs = &wrap;
+            snprintf(what, sizeof what, "%s %s n = 1, image extent wraps in the addition",
+                     layout_name(layouts[li]), buf ? "y" : "x");
+            expect_status(&cl, OP_BOTH, BNORM_ERR_OVERFLOW, what);
+        }
         /* One element less than the last case's extent limit fits: reported as the
          * bad clamp, not as an overflow. */
         static const bnorm_activation bad_clamp = {.kind = BNORM_ACT_CLAMP, .lo = 1, .hi = 0};
