@@ -1554,7 +1554,7 @@ static const bnorm_shape sums_shapes[] = {
 
 /* The statistics and the parameter gradients are sums in an order fixed by the shape
  * (bnorm.h): the same bits whatever the strides of x, dy, y and dx, and with dx or
- * not. */
+ * not; y and dx are the same values, and no gap of theirs is written. */
 Test(training, sums_independent_of_strides, .timeout = 300)
 {
     uint64_t base = seed_base();
@@ -1565,7 +1565,8 @@ Test(training, sums_independent_of_strides, .timeout = 300)
         size_t C = s.c;
         bnorm_rng rng;
         rng_for_case(&rng, base, 9, ci);
-        tensor x[N_PADS], dy[N_PADS], out[N_PADS];
+        tensor x[N_PADS], dy[N_PADS], out[N_PADS], ref; /* ref: the dense y, then dx */
+        tensor_alloc(&ref, s, 0, 0, 0);
         for (int p = 0; p < N_PADS; p++) {
             tensor_alloc(&x[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
             tensor_alloc(&dy[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
@@ -1607,11 +1608,19 @@ Test(training, sums_independent_of_strides, .timeout = 300)
                     cr_assert_eq(st, BNORM_OK, "%s: forward returned %s", ctx,
                                  bnorm_status_name(st));
                     snprintf(what, sizeof what, "x pad %d, y pad %d", px, po);
+                    if (!k)
+                        copy_elements(&ref, &out[0]);
+                    compare_tensors(&rep, &out[po], &ref, what);
+                    report_exact(&rep, tensor_clean_outside(&out[po]), "%s: y's gaps", what);
                     compare_vecs(&rep, sm[k], sm[0], C, what);
                     compare_vecs(&rep, si[k], si[0], C, what);
                     compare_vecs(&rep, rm[k], rm[0], C, what);
                     compare_vecs(&rep, rv[k], rv[0], C, what);
                 }
+            cr_assert_eq(bnorm_training_backward_with(kt, &s, x[0].p, NULL, dy[0].p, NULL,
+                                                      gamma, sm[0], si[0], ref.p, NULL, NULL,
+                                                      NULL),
+                         BNORM_OK, "%s: backward returned an error", ctx);
             for (int px = 0; px < N_PADS; px++)
                 for (int pd = 0; pd < N_PADS; pd++)
                     for (int po = -1; po < N_PADS; po++) {
@@ -1626,10 +1635,16 @@ Test(training, sums_independent_of_strides, .timeout = 300)
                                  po);
                         compare_vecs(&rep, dg[k], dg[0], C, what);
                         compare_vecs(&rep, db[k], db[0], C, what);
+                        if (po >= 0) {
+                            compare_tensors(&rep, &out[po], &ref, what);
+                            report_exact(&rep, tensor_clean_outside(&out[po]),
+                                         "%s: dx's gaps", what);
+                        }
                     }
             EXPECT_REPORT(rep, ctx);
         }
         free(gamma), free(beta), free(buf);
+        tensor_free(&ref);
         for (int p = 0; p < N_PADS; p++)
             tensor_free(&x[p]), tensor_free(&dy[p]), tensor_free(&out[p]);
     }
