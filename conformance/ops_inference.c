@@ -83,7 +83,8 @@ static bool make_params(params *p, size_t c, mode md, bnorm_rng *r)
     }
     int omit = (int)bnorm_rng_below(r, 4); /* 1: no gamma, 2: no beta, 3: neither */
     if (md == FROZEN)
-        omit |= 2; /* dx = dy * gamma / sqrt(var + eps): no beta, mean zero */
+        omit |= 2; /* dx = dy * gamma / sqrt(var + eps): no beta; the reference's mean
+                    * is 0 (var + eps > 0 here, so 0 * scale is 0, as no mean) */
     p->gamma = omit & 1 ? NULL : buf[0];
     p->beta = omit & 2 ? NULL : buf[1];
     p->mean = buf[2];

@@ -381,9 +381,9 @@ BNORM_API bnorm_status bnorm_training_backward(const bnorm_shape *shape, const f
  * Backward through batch norm with frozen statistics (the statistics were
  * constants, as when fine-tuning with batch norm in evaluation mode):
  *   dx = dy * gamma[c] / sqrt(running_var[c] + eps)
- * computed as dx = dy * scale[c] (bnorm_fold without mean and beta, then the
- * apply): a channel with running_var[c] + eps == 0 gives the formula's +-inf, and
- * NaN where dy is 0.
+ * computed as dx = dy * scale[c] (the fold of gamma and running_var alone, then
+ * the apply): a channel with running_var[c] + eps == 0 gives the formula's +-inf,
+ * and NaN where dy is 0.
  *
  * @param shape, dy, dy_strides  gradient of the output
  * @param gamma                  C floats, or NULL for 1

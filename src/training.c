@@ -24,11 +24,11 @@
  * block (or range by range), before one apply pass over whole rows; serially, wider
  * rows do so in parts of up to SPLIT channels (see SPLIT).
  *
- * The forward over planes (unless its output is streamed) is pipelined: the moments
- * of block j run in one loop with the apply of block j - 1 (the moments_apply_planes
- * kernel), so the apply's loads and stores overlap the moments' arithmetic (figures
- * in bench/README.md). The backward over planes, when it computes dx, does the same
- * with dot_apply2_planes. The blocks in flight must stay cached, so they share the
+ * The forward over planes (unless its output is streamed, or its sums go through
+ * sum_rows) is pipelined: the moments of block j run in one loop with the apply of
+ * block j - 1 (the moments_apply_planes kernel), so the apply's loads and stores
+ * overlap the moments' arithmetic (figures in bench/README.md). The backward over
+ * planes, when it computes dx, does the same with dot_apply2_planes. The blocks in flight must stay cached, so they share the
  * cached pass (forward x twice, backward x and dy twice), and there are at least 8
  * blocks where PIPE_MIN_ELEMS allows, so that the unfused first reduction and last
  * apply are a small part. The results are the same bit for bit: the fused
@@ -117,7 +117,28 @@ typedef struct walk {
     sum_rows sums;
 } walk;
 
-static void sums_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc);
+/* The sums' own rows (sum_rows) of a walk of nc channels of x, dy (g[0], g[1]) whose
+ * own order is not theirs. */
+static void sums_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc)
+{
+    bool nchw = s->layout == BNORM_NCHW;
+    if (nchw && s->spatial > 1) /* planes: summed in image order whatever the strides */
+        return;
+    size_t pixels = s->n * s->spatial, p = bnorm_pattern_len(nc, pixels * nc);
+    size_t k = p > nc && p <= BLOCK ? p / nc : 1;
+    if (w->rows && (w->period || k == 1)) /* periodic walks have this k */
+        return;
+    sum_rows *r = &w->sums;
+    r->k = k;
+    r->pixels = pixels;
+    r->items = nchw ? s->n : s->spatial;
+    r->chunk_pixels = chunk_rows((pixels + k - 1) / k, k * nc) * k;
+    for (int b = 0; b < 2; b++) {
+        r->g_stride[b] = g[b]->batch;
+        r->i_stride[b] = nchw ? g[b]->batch : g[b]->inner;
+        r->c_stride[b] = nchw ? g[b]->inner : 1;
+    }
+}
 
 static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc)
 {
@@ -168,29 +189,6 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
     }
     w->chunk_rows = chunk_rows(w->groups * w->items, w->len);
     sums_init(w, s, g, nc);
-}
-
-/* The sums' own rows (sum_rows) of a walk of nc channels of x, dy (g[0], g[1]) whose
- * own order is not theirs. */
-static void sums_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3], size_t nc)
-{
-    bool nchw = s->layout == BNORM_NCHW;
-    if (nchw && s->spatial > 1) /* planes: summed in image order whatever the strides */
-        return;
-    size_t pixels = s->n * s->spatial, p = bnorm_pattern_len(nc, pixels * nc);
-    size_t k = p > nc && p <= BLOCK ? p / nc : 1;
-    if (w->rows && (w->period != 0) == (k > 1))
-        return;
-    sum_rows *r = &w->sums;
-    r->k = k;
-    r->pixels = pixels;
-    r->items = nchw ? s->n : s->spatial;
-    r->chunk_pixels = chunk_rows((pixels + k - 1) / k, k * nc) * k;
-    for (int b = 0; b < 2; b++) {
-        r->g_stride[b] = g[b]->batch;
-        r->i_stride[b] = nchw ? g[b]->batch : g[b]->inner;
-        r->c_stride[b] = nchw ? g[b]->inner : 1;
-    }
 }
 
 /* The number of row chunks of a rows walk. */
@@ -305,44 +303,86 @@ static void chunk_task(void *context, size_t t)
     each_span(j.w, r0, r1, chunk_span, &j);
 }
 
+/* A pass of cnt chunk tasks: through the calling thread's pool, or in order here. */
+static void run_chunks(bnorm_task_fn task, void *job, size_t cnt, bool pool)
+{
+    if (pool)
+        bnorm_parallel_run(task, job, cnt);
+    else
+        for (size_t t = 0; t < cnt; t++)
+            task(job, t);
+}
+
+/* t1, t2 += the pass's cnt chunk partials of len pairs each (p1, p2), in chunk order. */
+static void add_partials(const double *p1, const double *p2, size_t cnt, size_t len,
+                         double *t1, double *t2)
+{
+    for (size_t t = 0; t < cnt; t++)
+        for (size_t c = 0; c < len; c++) {
+            t1[c] += p1[t * len + c];
+            t2[c] += p2[t * len + c];
+        }
+}
+
+/* One pass of chunks of reduce_sums: chunk first + t into p1, p2 + t * cols. */
+typedef struct sums_job {
+    const bnorm_kernels *kt;
+    const sum_rows *r;
+    size_t nc;
+    const float *x, *dy, *k;
+    size_t first;
+    double *p1, *p2;
+} sums_job;
+
+static void sums_chunk(void *context, size_t t)
+{
+    const sums_job *j = context;
+    const sum_rows *r = j->r;
+    size_t nc = j->nc, cols = r->k * nc, px0 = (j->first + t) * r->chunk_pixels;
+    size_t px1 = r->pixels - px0 < r->chunk_pixels ? r->pixels : px0 + r->chunk_pixels;
+    double *p1 = j->p1 + t * cols, *p2 = j->p2 + t * cols;
+    memset(p1, 0, cols * sizeof(double));
+    memset(p2, 0, cols * sizeof(double));
+    bool whole_rows = r->c_stride[0] == 1 && (!j->dy || r->c_stride[1] == 1);
+    for (size_t q = 0; q < r->k; q++)
+        for (size_t px = px0 + q; px < px1;) {
+            size_t g = px / r->items, i = px % r->items;
+            size_t end = (g + 1) * r->items < px1 ? (g + 1) * r->items : px1;
+            size_t count = (end - px + r->k - 1) / r->k;
+            const float *xr = j->x + g * r->g_stride[0] + i * r->i_stride[0];
+            const float *dr = j->dy ? j->dy + g * r->g_stride[1] + i * r->i_stride[1] : NULL;
+            size_t xs = r->k * r->i_stride[0], ds = r->k * r->i_stride[1];
+            double *t1 = p1 + q * nc, *t2 = p2 + q * nc;
+            if (whole_rows)
+                sum_call(j->kt, count, nc, xr, xs, dr, ds, j->k, t1, t2);
+            else
+                for (size_t c = 0; c < nc; c++)
+                    sum_call(j->kt, count, 1, xr + c * r->c_stride[0], xs,
+                             dr ? dr + c * r->c_stride[1] : NULL, ds, j->k + c, t1 + c,
+                             t2 + c);
+            px += count * r->k;
+        }
+}
+
 /* reduce_block's sums of nc <= BLOCK channels in the order of sum_rows, where the walk
- * is not that order's (see there). Serial: rare layouts. Not inlined: its partials stay
- * out of reduce_block's frame. */
+ * is not that order's (see there); with `pool`, chunks run as tasks, as reduce_rows'.
+ * Not inlined: its partials stay out of reduce_block's frame. */
 static __attribute__((noinline)) void reduce_sums(const bnorm_kernels *kt, const sum_rows *r,
                                                   size_t nc, const float *x, const float *dy,
-                                                  const float *k, double *s1, double *s2)
+                                                  const float *k, double *s1, double *s2,
+                                                  bool pool)
 {
     size_t cols = r->k * nc; /* column q nc + c: phase q, channel c */
-    double c1[BLOCK], c2[BLOCK], p1[BLOCK], p2[BLOCK];
+    double c1[BLOCK], c2[BLOCK], p1[PART_PAIRS], p2[PART_PAIRS];
     memset(c1, 0, cols * sizeof(double));
     memset(c2, 0, cols * sizeof(double));
-    bool whole_rows = r->c_stride[0] == 1 && (!dy || r->c_stride[1] == 1);
-    for (size_t px0 = 0; px0 < r->pixels; px0 += r->chunk_pixels) {
-        size_t px1 = r->pixels - px0 < r->chunk_pixels ? r->pixels : px0 + r->chunk_pixels;
-        memset(p1, 0, cols * sizeof(double));
-        memset(p2, 0, cols * sizeof(double));
-        for (size_t q = 0; q < r->k; q++)
-            for (size_t px = px0 + q; px < px1;) {
-                size_t g = px / r->items, i = px % r->items;
-                size_t end = (g + 1) * r->items < px1 ? (g + 1) * r->items : px1;
-                size_t count = (end - px + r->k - 1) / r->k;
-                const float *xr = x + g * r->g_stride[0] + i * r->i_stride[0];
-                const float *dr = dy ? dy + g * r->g_stride[1] + i * r->i_stride[1] : NULL;
-                size_t xs = r->k * r->i_stride[0], ds = r->k * r->i_stride[1];
-                double *t1 = p1 + q * nc, *t2 = p2 + q * nc;
-                if (whole_rows)
-                    sum_call(kt, count, nc, xr, xs, dr, ds, k, t1, t2);
-                else
-                    for (size_t c = 0; c < nc; c++)
-                        sum_call(kt, count, 1, xr + c * r->c_stride[0], xs,
-                                 dr ? dr + c * r->c_stride[1] : NULL, ds, k + c, t1 + c,
-                                 t2 + c);
-                px += count * r->k;
-            }
-        for (size_t j = 0; j < cols; j++) {
-            c1[j] += p1[j];
-            c2[j] += p2[j];
-        }
+    size_t chunks = (r->pixels + r->chunk_pixels - 1) / r->chunk_pixels;
+    size_t per = PART_PAIRS / cols;
+    for (size_t first = 0; first < chunks; first += per) {
+        size_t cnt = chunks - first < per ? chunks - first : per;
+        sums_job j = {kt, r, nc, x, dy, k, first, p1, p2};
+        run_chunks(sums_chunk, &j, cnt, pool);
+        add_partials(p1, p2, cnt, cols, c1, c2);
     }
     for (size_t c = 0; c < nc; c++) {
         s1[c] = s2[c] = 0.0;
@@ -377,16 +417,8 @@ static __attribute__((noinline)) void reduce_rows(const bnorm_kernels *kt, const
     for (size_t first = 0; first < chunks; first += per) {
         size_t cnt = chunks - first < per ? chunks - first : per;
         chunk_job j = {kt, w, x, dy, k, first, p1, p2, NULL, NULL};
-        if (pool)
-            bnorm_parallel_run(chunk_task, &j, cnt);
-        else
-            for (size_t t = 0; t < cnt; t++)
-                chunk_task(&j, t);
-        for (size_t t = 0; t < cnt; t++)
-            for (size_t c = 0; c < len; c++) {
-                t1[c] += p1[t * len + c];
-                t2[c] += p2[t * len + c];
-            }
+        run_chunks(chunk_task, &j, cnt, pool);
+        add_partials(p1, p2, cnt, len, t1, t2);
     }
     /* Periodic: channel c's sum is its columns c, c + C, ... added in that order. */
     for (size_t c = 0; w->period && c < nc; c++)
@@ -405,7 +437,7 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
 {
     size_t nc = w->rows ? (w->period ? w->period : w->len) : w->items;
     if (w->sums.k) {
-        reduce_sums(kt, &w->sums, nc, x, dy, k, s1, s2);
+        reduce_sums(kt, &w->sums, nc, x, dy, k, s1, s2, pool);
         return;
     }
     memset(s1, 0, nc * sizeof(double));

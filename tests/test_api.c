@@ -1608,7 +1608,8 @@ Test(fold_values, random_channels_match_double_formula)
 /* The fold is one vectorized loop per combination of NULL inputs: every length
  * (vector tails) and every combination, bit-exact against the double formula, with
  * special statistics, and nothing written past c. The frozen backward's fold (no
- * beta, mean 0) is checked through its results in the conformance suite. */
+ * beta, no mean) is checked in kernels/fold_without_mean_matches_formula and through
+ * its results in the conformance suite. */
 Test(fold_values, every_length_and_null_combination)
 {
     uint64_t seed = bnorm_conf_seed(0x5eed0003);

@@ -1553,8 +1553,16 @@ static const bnorm_shape sums_shapes[] = {
 };
 
 /* The statistics and the parameter gradients are sums in an order fixed by the shape
- * (bnorm.h): the same bits whatever the strides of x, dy, y and dx, and with dx or
- * not; y and dx are the same values, and no gap of theirs is written. */
+ * (bnorm.h): the same bits whatever the strides of x, dy, y and dx, with dx or not,
+ * serially or through a pool, and for rows (NHWC, NCHW spatial 1) in every table; y
+ * and dx are the same values, and no gap of theirs is written. */
+static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t range)
+{
+    (void)pool;
+    for (size_t i = range; i-- > 0;)
+        task(context, i);
+}
+
 Test(training, sums_independent_of_strides, .timeout = 300)
 {
     uint64_t base = seed_base();
@@ -1565,15 +1573,16 @@ Test(training, sums_independent_of_strides, .timeout = 300)
         size_t C = s.c;
         bnorm_rng rng;
         rng_for_case(&rng, base, 9, ci);
-        tensor x[N_PADS], dy[N_PADS], out[N_PADS], ref; /* ref: the dense y, then dx */
-        tensor_alloc(&ref, s, 0, 0, 0);
+        tensor x[N_PADS], dy[N_PADS], out[N_PADS], yref, dxref; /* the dense y and dx */
+        tensor_alloc(&yref, s, 0, 0, 0);
+        tensor_alloc(&dxref, s, 0, 0, 0);
         for (int p = 0; p < N_PADS; p++) {
             tensor_alloc(&x[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
             tensor_alloc(&dy[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
             tensor_alloc(&out[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
         }
         float *gamma = malloc(C * sizeof(float)), *beta = malloc(C * sizeof(float));
-        float *buf = malloc(12 * C * sizeof(float));
+        float *buf = malloc(18 * C * sizeof(float));
         cr_assert(gamma && beta && buf);
         random_problem(&rng, &x[0], &dy[0], gamma, beta);
         fill_cancelling(&rng, &x[0]);
@@ -1589,62 +1598,81 @@ Test(training, sums_independent_of_strides, .timeout = 300)
             sm[k] = b, si[k] = b + C, rm[k] = b + 2 * C, rv[k] = b + 3 * C;
             dg[k] = b + 4 * C, db[k] = b + 5 * C;
         }
+        /* rows sums (NHWC, NCHW spatial 1) are the scalar table's in every table */
+        bool rows = s.layout == BNORM_NHWC || s.spatial == 1;
+        float *scalar_stats = buf + 12 * C;
+        cr_assert(tb.t[0].k->isa == BNORM_ISA_SCALAR && !tb.t[0].emulated,
+                  "the scalar table is not listed first");
         for (size_t ti = 0; ti < tb.n; ti++) {
             const bnorm_kernels *kt = tb.t[ti].k;
             char ctx[256];
             describe(ctx, sizeof ctx, "sums and strides", tb.t[ti].label, &s, &x[0], base);
             report rep;
             report_init(&rep);
-            char what[64];
-            for (int px = 0; px < N_PADS; px++)
-                for (int po = 0; po < N_PADS; po++) {
-                    int k = px || po;
-                    for (size_t c = 0; c < C; c++)
-                        rm[k][c] = 0.0f, rv[k][c] = 1.0f;
-                    bnorm_running_stats run = {rm[k], rv[k], 0.1f, BNORM_MOMENTUM_PYTORCH};
-                    bnorm_status st = bnorm_training_forward_with(
-                        kt, &s, x[px].p, tstrides(&x[px]), out[po].p, tstrides(&out[po]),
-                        gamma, beta, eps, sm[k], si[k], &run);
-                    cr_assert_eq(st, BNORM_OK, "%s: forward returned %s", ctx,
-                                 bnorm_status_name(st));
-                    snprintf(what, sizeof what, "x pad %d, y pad %d", px, po);
-                    if (!k)
-                        copy_elements(&ref, &out[0]);
-                    compare_tensors(&rep, &out[po], &ref, what);
-                    report_exact(&rep, tensor_clean_outside(&out[po]), "%s: y's gaps", what);
-                    compare_vecs(&rep, sm[k], sm[0], C, what);
-                    compare_vecs(&rep, si[k], si[0], C, what);
-                    compare_vecs(&rep, rm[k], rm[0], C, what);
-                    compare_vecs(&rep, rv[k], rv[0], C, what);
-                }
-            cr_assert_eq(bnorm_training_backward_with(kt, &s, x[0].p, NULL, dy[0].p, NULL,
-                                                      gamma, sm[0], si[0], ref.p, NULL, NULL,
-                                                      NULL),
-                         BNORM_OK, "%s: backward returned an error", ctx);
-            for (int px = 0; px < N_PADS; px++)
-                for (int pd = 0; pd < N_PADS; pd++)
-                    for (int po = -1; po < N_PADS; po++) {
-                        int k = px || pd || po >= 0;
-                        bnorm_status st = bnorm_training_backward_with(
-                            kt, &s, x[px].p, tstrides(&x[px]), dy[pd].p, tstrides(&dy[pd]),
-                            gamma, sm[0], si[0], po < 0 ? NULL : out[po].p,
-                            po < 0 ? NULL : tstrides(&out[po]), dg[k], db[k]);
-                        cr_assert_eq(st, BNORM_OK, "%s: backward returned %s", ctx,
+            char what[80];
+            /* serially, then through a pool that runs the tasks last to first */
+            for (int pooled = 0; pooled < 2; pooled++) {
+                bnorm_set_parallel_for(pooled ? reverse_pool : NULL, NULL);
+                const char *how = pooled ? "pool: " : "";
+                for (int px = 0; px < N_PADS; px++)
+                    for (int po = 0; po < N_PADS; po++) {
+                        int k = pooled || px || po;
+                        for (size_t c = 0; c < C; c++)
+                            rm[k][c] = 0.0f, rv[k][c] = 1.0f;
+                        bnorm_running_stats run = {rm[k], rv[k], 0.1f, BNORM_MOMENTUM_PYTORCH};
+                        bnorm_status st = bnorm_training_forward_with(
+                            kt, &s, x[px].p, tstrides(&x[px]), out[po].p, tstrides(&out[po]),
+                            gamma, beta, eps, sm[k], si[k], &run);
+                        cr_assert_eq(st, BNORM_OK, "%s: forward returned %s", ctx,
                                      bnorm_status_name(st));
-                        snprintf(what, sizeof what, "x pad %d, dy pad %d, dx pad %d", px, pd,
-                                 po);
-                        compare_vecs(&rep, dg[k], dg[0], C, what);
-                        compare_vecs(&rep, db[k], db[0], C, what);
-                        if (po >= 0) {
-                            compare_tensors(&rep, &out[po], &ref, what);
-                            report_exact(&rep, tensor_clean_outside(&out[po]),
-                                         "%s: dx's gaps", what);
-                        }
+                        snprintf(what, sizeof what, "%sx pad %d, y pad %d", how, px, po);
+                        if (!k)
+                            copy_elements(&yref, &out[0]);
+                        compare_tensors(&rep, &out[po], &yref, what);
+                        report_exact(&rep, tensor_clean_outside(&out[po]), "%s: y's gaps",
+                                     what);
+                        compare_vecs(&rep, sm[k], sm[0], C, what);
+                        compare_vecs(&rep, si[k], si[0], C, what);
+                        compare_vecs(&rep, rm[k], rm[0], C, what);
+                        compare_vecs(&rep, rv[k], rv[0], C, what);
                     }
+                if (!pooled)
+                    cr_assert_eq(bnorm_training_backward_with(kt, &s, x[0].p, NULL, dy[0].p,
+                                                              NULL, gamma, sm[0], si[0],
+                                                              dxref.p, NULL, NULL, NULL),
+                                 BNORM_OK, "%s: backward returned an error", ctx);
+                for (int px = 0; px < N_PADS; px++)
+                    for (int pd = 0; pd < N_PADS; pd++)
+                        for (int po = -1; po < N_PADS; po++) {
+                            int k = pooled || px || pd || po >= 0;
+                            bnorm_status st = bnorm_training_backward_with(
+                                kt, &s, x[px].p, tstrides(&x[px]), dy[pd].p,
+                                tstrides(&dy[pd]), gamma, sm[0], si[0],
+                                po < 0 ? NULL : out[po].p, po < 0 ? NULL : tstrides(&out[po]),
+                                dg[k], db[k]);
+                            cr_assert_eq(st, BNORM_OK, "%s: backward returned %s", ctx,
+                                         bnorm_status_name(st));
+                            snprintf(what, sizeof what, "%sx pad %d, dy pad %d, dx pad %d",
+                                     how, px, pd, po);
+                            compare_vecs(&rep, dg[k], dg[0], C, what);
+                            compare_vecs(&rep, db[k], db[0], C, what);
+                            if (po >= 0) {
+                                compare_tensors(&rep, &out[po], &dxref, what);
+                                report_exact(&rep, tensor_clean_outside(&out[po]),
+                                             "%s: dx's gaps", what);
+                            }
+                        }
+                bnorm_set_parallel_for(NULL, NULL);
+            }
+            if (rows && ti == 0)
+                memcpy(scalar_stats, buf, 6 * C * sizeof(float));
+            else if (rows)
+                compare_vecs(&rep, buf, scalar_stats, 6 * C,
+                             "statistics and gradients against the scalar table's");
             EXPECT_REPORT(rep, ctx);
         }
         free(gamma), free(beta), free(buf);
-        tensor_free(&ref);
+        tensor_free(&yref), tensor_free(&dxref);
         for (int p = 0; p < N_PADS; p++)
             tensor_free(&x[p]), tensor_free(&dy[p]), tensor_free(&out[p]);
     }

@@ -33,7 +33,8 @@ void bnorm_ref_inference(const bnorm_shape *shape, const float *x, size_t x_inne
 /* The fold's float outputs, which every kernel table must write bit for bit:
  * s = gamma[c] / sqrt(var[c] + eps), scale[c] = (float)s,
  * shift[c] = (float)(beta[c] - mean[c] * s), each operation in IEEE double (also
- * where C computes doubles on x87); gamma, beta and mean may be NULL (1, 0, 0). */
+ * where C computes doubles on x87); gamma and beta may be NULL (1, 0), and mean
+ * (shift[c] = (float)beta[c], the frozen backward's fold). */
 void bnorm_ref_fold(size_t c, const float *gamma, const float *beta, const float *mean,
                     const float *var, float eps, float *scale, float *shift);
 
