@@ -28,12 +28,12 @@
  * sum_rows) is pipelined: the moments of block j run in one loop with the apply of
  * block j - 1 (the moments_apply_planes kernel), so the apply's loads and stores
  * overlap the moments' arithmetic (figures in bench/README.md). The backward over
- * planes, when it computes dx, does the same with dot_apply2_planes. The blocks in flight must stay cached, so they share the
- * cached pass (forward x twice, backward x and dy twice), and there are at least 8
- * blocks where PIPE_MIN_ELEMS allows, so that the unfused first reduction and last
- * apply are a small part. The results are the same bit for bit: the fused
- * kernels are the two kernels' operations, and every block is reduced in the same
- * order.
+ * planes, when it computes dx, does the same with dot_apply2_planes. The blocks in
+ * flight must stay cached, so they share the cached pass (forward x twice, backward x
+ * and dy twice), and there are at least 8 blocks where PIPE_MIN_ELEMS allows, so that
+ * the unfused first reduction and last apply are a small part. The results are the same
+ * bit for bit: the fused kernels are the two kernels' operations, and every block is
+ * reduced in the same order.
  *
  * Summation order is fixed by the shape: each (image, channel) plane is summed from
  * zero and planes are added in image order; rows are summed in chunks of rows (fixed
