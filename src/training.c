@@ -745,6 +745,21 @@ static __attribute__((noinline)) void refine(const fwd_job *j, size_t c0, size_t
         }
 }
 
+/* A channel's statistics from its sums s1, s2 about shift k, in place: s1 becomes the
+ * mean, s2 the variance (rounding below 0 clamped; NaN stays NaN), inv 1 / std.
+ * Returns d^2 - REFINE_Z2 var, > 0 where the shift is far (NaN for NaN). */
+static inline double channel_stats(double *s1, double *s2, double *inv, float k,
+                                   double inv_m, float eps)
+{
+    double d = *s1 * inv_m, var = *s2 * inv_m - d * d;
+    double excess = d * d - REFINE_Z2 * var;
+    var = var < 0.0 ? 0.0 : var;
+    *s1 = k + d;
+    *s2 = var;
+    *inv = 1.0 / sqrt(var + eps);
+    return excess;
+}
+
 /* The fold of channels [c0, c0 + nc), nc <= BLOCK, from their shifts k and their
  * sums about them s1, s2 (overwritten: the mean's offset and the variance): the
  * statistics, then each output in a branch-free loop of its own, which the compiler
@@ -764,14 +779,8 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
     double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
     float eps = j->eps;
     double inv[BLOCK], excess[BLOCK]; /* excess > 0: the shift is far (REFINE_Z2) */
-    for (size_t i = 0; i < nc; i++) {
-        double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
-        excess[i] = d * d - REFINE_Z2 * var; /* NaN for NaN */
-        var = var < 0.0 ? 0.0 : var; /* rounding; NaN stays NaN */
-        s1[i] = k[i] + d;
-        s2[i] = var;
-        inv[i] = 1.0 / sqrt(var + eps);
-    }
+    for (size_t i = 0; i < nc; i++)
+        excess[i] = channel_stats(&s1[i], &s2[i], &inv[i], k[i], inv_m, eps);
     /* d^2 <= (m - 1) var: a shift can only be far where m > REFINE_Z2 + 1. The scan
      * is a loop of its own: in the loop above a reduction of the flags kept it from
      * vectorizing, and it runs at a compare a channel. */
@@ -786,14 +795,9 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
         for (size_t i = 0; i < nc; i++)
             kn[i] = excess[i] > 0.0 ? (float)s1[i] : k[i];
         refine(j, c0, nc, k, kn, s1, s2);
-        for (size_t i = first; i < nc; i++) {
-            if (kn[i] == k[i])
-                continue;
-            double d = s1[i] * inv_m, var = s2[i] * inv_m - d * d;
-            s1[i] = kn[i] + d;
-            s2[i] = var < 0.0 ? 0.0 : var;
-            inv[i] = 1.0 / sqrt(s2[i] + eps);
-        }
+        for (size_t i = first; i < nc; i++)
+            if (kn[i] != k[i])
+                channel_stats(&s1[i], &s2[i], &inv[i], kn[i], inv_m, eps);
     }
     for (size_t i = 0; i < nc; i++)
         m[i] = (float)s1[i];

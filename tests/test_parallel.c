@@ -130,35 +130,6 @@ static bnorm_shape listed_or_wide(const bnorm_shape *list, size_t count, size_t 
                          BNORM_NHWC};
 }
 
-/*
- * Random inputs would hardly show a changed summation order: the sums are in double
- * and the outputs float. So x and dy cancel: per channel, every fifth row holds a
- * large value, +L_j in the first half of those rows and -L_j in the second, the other
- * rows a tiny one (the first row 0, so the shift is 0). The sums (mean, dbeta) are
- * then a sum of tiny values through partial sums of ~1e7, whose rounding depends on
- * the order and grouping of the additions and reaches the float results. (Every fifth:
- * the periodic path's rows of 8 or 24 pixels do not put all the large values in a
- * few columns, whose sums would be exact.)
- */
-static void fill_cancelling(const bnorm_shape *sh, float *v, bnorm_rng *r)
-{
-    size_t rows = sh->n * sh->spatial, c = sh->c, half = (rows + 2) / 5 / 2;
-    for (size_t ch = 0; ch < c; ch++) {
-        for (size_t row = 0; row < rows; row++) {
-            double val = row == 0 ? 0.0 : 1e-4 * bnorm_rng_normal(r);
-            size_t j = row / 5;
-            if (row % 5 == 2)
-                val = j < 2 * half ? 1e6 * (double)(j % half + 1) / (double)half : 0.0;
-            if (row % 5 == 2 && j >= half)
-                val = -val;
-            size_t n = row / sh->spatial, s = row % sh->spatial;
-            size_t o = sh->layout == BNORM_NHWC ? (n * sh->spatial + s) * c + ch
-                                                : (n * c + ch) * sh->spatial + s;
-            v[o] = (float)val;
-        }
-    }
-}
-
 /* Each channel's first value 1e4 out: the forward sums such channels a second time
  * about their mean (refine in src/training.c), inside whichever task folds them. */
 static void put_far_first(const bnorm_shape *sh, float *v)

@@ -986,7 +986,7 @@ static const bnorm_shape extreme_shapes[] = {
 Test(training, forward_extreme_first_values)
 {
     tables tb = runnable_tables();
-    for (size_t si = 0; si < sizeof extreme_shapes / sizeof extreme_shapes[0]; si++) {
+    for (size_t si = 0; si < COUNT(extreme_shapes); si++) {
         bnorm_shape s = extreme_shapes[si];
         size_t C = s.c, m = s.n * s.spatial; /* m is even */
         tensor x, y;
@@ -1058,7 +1058,7 @@ static const outlier_case outlier_cases[] = {
 Test(training, forward_outlying_first_value, .timeout = 300)
 {
     tables tb = runnable_tables();
-    for (size_t oi = 0; oi < sizeof outlier_cases / sizeof outlier_cases[0]; oi++) {
+    for (size_t oi = 0; oi < COUNT(outlier_cases); oi++) {
         const outlier_case *oc = &outlier_cases[oi];
         bnorm_shape s = oc->shape;
         size_t C = s.c;
@@ -1515,32 +1515,10 @@ static void copy_elements(tensor *u, const tensor *t)
                 *tat(u, n, c, i) = *tat(t, n, c, i);
 }
 
-/* Values whose sums in double depend on the order they are added in: N(0, 1), and in
- * each channel two pairs +-B, B from 2^35 to 2^45, which cancel exactly, but the small
- * values added to a partial sum that holds a B lose their last bits (about 2^-12),
- * and which ones do depends on the order. The channel's first value stays small (the
- * forward's shift). */
-static void fill_cancelling(bnorm_rng *rng, tensor *t)
-{
-    const bnorm_shape *s = &t->shape;
-    size_t m = s->n * s->spatial;
-    for (size_t c = 0; c < s->c; c++) {
-        for (size_t j = 0; j < m; j++)
-            *tat(t, j / s->spatial, c, j % s->spatial) = (float)bnorm_rng_normal(rng);
-        for (int pair = 0; pair < 2; pair++) {
-            float b = (float)ldexp(1.0 + bnorm_rng_uniform(rng), 35 + (int)bnorm_rng_below(rng, 11));
-            for (int sign = 1; sign >= -1; sign -= 2) {
-                size_t j = 1 + bnorm_rng_below(rng, m - 1);
-                *tat(t, j / s->spatial, c, j % s->spatial) = (float)sign * b;
-            }
-        }
-    }
-}
-
 /* The strides that must not change any sum: dense, a padded inner step (NCHW with
  * spatial 1: a channel step of 3), padded images as well. */
 static const size_t stride_pads[][2] = {{0, 0}, {2, 0}, {2, 5}};
-enum { N_PADS = sizeof stride_pads / sizeof stride_pads[0] };
+enum { N_PADS = COUNT(stride_pads) };
 
 /* Shapes whose rows sums could follow the strides: periodic rows (C = 3, 5, 17; one
  * with 7 chunks of rows), several images, NCHW with spatial 1 (periodic, and C over a
@@ -1552,10 +1530,7 @@ static const bnorm_shape sums_shapes[] = {
     {3, 5, 33 * 33, BNORM_NCHW},
 };
 
-/* The statistics and the parameter gradients are sums in an order fixed by the shape
- * (bnorm.h): the same bits whatever the strides of x, dy, y and dx, with dx or not,
- * serially or through a pool, and for rows (NHWC, NCHW spatial 1) in every table; y
- * and dx are the same values, and no gap of theirs is written. */
+/* A pool that runs the tasks on this thread, last to first. */
 static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t range)
 {
     (void)pool;
@@ -1563,12 +1538,16 @@ static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t r
         task(context, i);
 }
 
+/* The statistics and the parameter gradients are sums in an order fixed by the shape
+ * (bnorm.h): the same bits whatever the strides of x, dy, y and dx, with dx or not,
+ * serially or through a pool, and for rows (NHWC, NCHW spatial 1) in every table; y
+ * and dx are the same values, and no gap of theirs is written. */
 Test(training, sums_independent_of_strides, .timeout = 300)
 {
     uint64_t base = seed_base();
     tables tb = runnable_tables();
     const float eps = 1e-5f;
-    for (size_t ci = 0; ci < sizeof sums_shapes / sizeof sums_shapes[0]; ci++) {
+    for (size_t ci = 0; ci < COUNT(sums_shapes); ci++) {
         bnorm_shape s = sums_shapes[ci];
         size_t C = s.c;
         bnorm_rng rng;
@@ -1585,8 +1564,8 @@ Test(training, sums_independent_of_strides, .timeout = 300)
         float *buf = malloc(18 * C * sizeof(float));
         cr_assert(gamma && beta && buf);
         random_problem(&rng, &x[0], &dy[0], gamma, beta);
-        fill_cancelling(&rng, &x[0]);
-        fill_cancelling(&rng, &dy[0]);
+        fill_cancelling(&s, x[0].p, &rng); /* x[0] and dy[0] are dense */
+        fill_cancelling(&s, dy[0].p, &rng);
         for (int p = 1; p < N_PADS; p++) {
             copy_elements(&x[p], &x[0]);
             copy_elements(&dy[p], &dy[0]);
