@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include "conformance.h"
+#include "reference.h"
 #include "test_util.h"
 
 /* BNORM_TEST_SEED overrides; the seed is printed with every failure. */
@@ -67,4 +68,24 @@ Test(conformance, frozen_backward, .timeout = 600)
 Test(conformance, rows_sums, .timeout = 600)
 {
     check_op("rows_sums");
+}
+
+/*
+ * The oracle itself, by hand. Every check above measures a kernel against the
+ * reference, so a reference that rounds an intermediate to float (half a unit, inside
+ * every tolerance) passes them all and loosens every bound by that much. These inputs
+ * make a float intermediate differ from the double one.
+ */
+
+/* (1 + 2^-12)^2 - 1 = 2^-11 + 2^-24, exact in double; the product rounded to float
+ * loses the 2^-24 (half an ulp of 1 + 2^-11, a tie rounded to even). */
+Test(reference, apply_in_double)
+{
+    const bnorm_shape sh = {1, 1, 2, BNORM_NCHW};
+    const float x[2] = {1.0f + 0x1p-12f, -(1.0f + 0x1p-12f)};
+    const float scale = 1.0f + 0x1p-12f, shift = -1.0f;
+    double out[2];
+    bnorm_ref_apply(&sh, x, 2, 2, &scale, &shift, NULL, out);
+    cr_assert_eq(out[0], 0x1p-11 + 0x1p-24, "x * scale + shift = %a", out[0]);
+    cr_assert_eq(out[1], -2.0 - 0x1p-11 - 0x1p-24, "x * scale + shift = %a", out[1]);
 }

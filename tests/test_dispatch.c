@@ -263,6 +263,9 @@ Test(cpu_features, agree_with_compiler_builtin)
     cr_assert_eq(!!(f & BNORM_CPU_AVX2), !!__builtin_cpu_supports("avx2"), "avx2");
     cr_assert_eq(!!(f & BNORM_CPU_FMA), !!__builtin_cpu_supports("fma"), "fma");
     cr_assert_eq(!!(f & BNORM_CPU_AVX512F), !!__builtin_cpu_supports("avx512f"), "avx512f");
+#ifndef __clang__ /* clang 14 does not know "f16c" */
+    cr_assert_eq(!!(f & BNORM_CPU_F16C), !!__builtin_cpu_supports("f16c"), "f16c");
+#endif
     /* tiers imply each other */
     if (f & BNORM_CPU_AVX2)
         cr_assert(f & BNORM_CPU_AVX);
@@ -660,4 +663,52 @@ Test(stream_threshold, overflow)
 Test(stream_threshold, suffix_overflow)
 {
     cr_assert_eq(threshold_with("18446744073709551615G"), default_threshold());
+}
+
+/* The apply plans stream an output (BNORM_KF_STREAM) from the threshold on and store
+ * a smaller one normally, so that the next layer finds it in the cache. No value shows
+ * which (the stores give the same bits): a table whose apply kernels record the flags
+ * they get does. */
+static unsigned recorded_flags;
+#define RECORDING(kernel)                                                              \
+    static void recording_##kernel(size_t count, size_t len, const float *x, size_t xs, \
+                                   float *y, size_t ys, const float *a, const float *b, \
+                                   const float *m, float lo, float hi, unsigned flags)  \
+    {                                                                                  \
+        recorded_flags |= flags;                                                       \
+        bnorm_kernels_for(BNORM_ISA_SCALAR)                                            \
+            ->kernel(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);                \
+    }
+RECORDING(apply_planes)
+RECORDING(apply_planes_dense)
+RECORDING(apply_rows)
+
+Test(stream_threshold, applies_stream_from_the_threshold_on)
+{
+    const size_t t = threshold_with("4M");
+    cr_assert_eq(t, (size_t)4 << 20);
+    bnorm_kernels rec = *bnorm_kernels_for(BNORM_ISA_SCALAR);
+    rec.apply_planes = recording_apply_planes;
+    rec.apply_planes_dense = recording_apply_planes_dense;
+    rec.apply_rows = recording_apply_rows;
+    const size_t bytes[] = {BNORM_STREAM_MIN_BYTES, t / 2, t - 64, t, 2 * t};
+    float *x = calloc(2 * t / sizeof(float), sizeof(float)), *y = malloc(2 * t);
+    cr_assert(x && y);
+    const float scale[2] = {1.0f, 1.0f}, shift[2] = {0.0f, 0.0f};
+    for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++) {
+        for (int layout = 0; layout < 2; layout++) { /* planes, rows */
+            bnorm_shape sh = {1, 2, bytes[i] / sizeof(float) / 2,
+                              layout ? BNORM_NHWC : BNORM_NCHW};
+            recorded_flags = 0;
+            cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, y, NULL, scale, shift,
+                                                    NULL),
+                         BNORM_OK);
+            cr_expect_eq((recorded_flags & BNORM_KF_STREAM) != 0, bytes[i] >= t,
+                         "%s output of %zu bytes, threshold %zu: streamed %d",
+                         layout ? "nhwc" : "nchw", bytes[i], t,
+                         (recorded_flags & BNORM_KF_STREAM) != 0);
+        }
+    }
+    free(x);
+    free(y);
 }

@@ -218,6 +218,46 @@ Test(parallel, reverse_order_is_identical)
                  reverse_nested);
 }
 
+/* Work of one task never goes through the pool: a parallel call costs the pool's fork
+ * and join (docs/guide.md: 0.72 us on two threads), more than a small tensor's whole
+ * call. Every operation on small tensors whose work is one task (rows, and one
+ * channel's planes: NCHW training cuts C > 1 into channel ranges whatever its size),
+ * with a pool set, runs on the calling thread. */
+Test(parallel, one_task_makes_no_parallel_call)
+{
+    static const bnorm_shape small[] = {
+        {2, 8, 16, BNORM_NHWC}, {8, 3, 5, BNORM_NHWC}, {16, 8, 1, BNORM_NCHW},
+        {4, 1, 16, BNORM_NCHW},
+    };
+    tables run = runnable_tables();
+    bnorm_rng r;
+    bnorm_rng_init(&r, SEED ^ 0x5a11);
+    for (size_t si = 0; si < COUNT(small); si++) {
+        const bnorm_shape *sh = &small[si];
+        size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
+        float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
+        float *params = malloc(4 * c * sizeof(float));
+        outputs o = {malloc((7 * n + 6 * c) * sizeof(float)), 0};
+        cr_assert(x && dy && params && o.buf);
+        for (size_t i = 0; i < n; i++) {
+            x[i] = (float)bnorm_rng_normal(&r);
+            dy[i] = (float)bnorm_rng_normal(&r);
+        }
+        for (size_t i = 0; i < 4 * c; i++)
+            params[i] = (float)(0.5 + bnorm_rng_uniform(&r));
+        for (size_t t = 0; t < run.n; t++) {
+            reverse_ranges = 0;
+            bnorm_set_parallel_for(reverse_parallel_for, NULL);
+            run_all(run.t[t].k, sh, x, dy, params, &o);
+            bnorm_set_parallel_for(NULL, NULL);
+            cr_expect_eq(reverse_ranges, 0, "[%s] %zux%zux%zu %s: %zu parallel calls",
+                         run.t[t].label, sh->n, sh->c, sh->spatial, layout_name(sh->layout),
+                         reverse_ranges);
+        }
+        free(x), free(dy), free(params), free(o.buf);
+    }
+}
+
 /* bnorm_inference over NCHW planes runs channel ranges, each folding its channels:
  * 20001 channels of 2 values are one parallel call of 4 tasks (folded serially, each
  * fold block of 2048 channels was one task's worth, and nothing ran in parallel). */

@@ -54,6 +54,38 @@ static int in_list(const char *list, const char *name)
     return 0;
 }
 
+/* The dispatcher's word on every compiled ISA: bnorm_set_isa accepts those the CPU
+ * can run and refuses the others, leaving the active ISA as it was (a CPU without
+ * one of them, such as qemu's x86 models without AVX2, is where a refusal can be
+ * seen). Prints a FAIL line for each disagreement; returns their number. */
+static unsigned check_set_isa(void)
+{
+    unsigned failed = 0;
+    bnorm_isa chosen = bnorm_active_isa();
+    for (int i = 0; i < BNORM_ISA_COUNT; i++) {
+        bnorm_isa isa = (bnorm_isa)i;
+        if (!bnorm_isa_compiled(isa))
+            continue;
+        bnorm_isa before = bnorm_active_isa();
+        bnorm_status st = bnorm_set_isa(isa);
+        bnorm_isa after = bnorm_active_isa();
+        int ok = bnorm_isa_supported(isa)
+                     ? st == BNORM_OK && after == isa
+                     : st == BNORM_ERR_UNSUPPORTED_ISA && after == before;
+        if (!ok) {
+            printf("FAIL %-16s %-12s returned %s, active isa %s\n", "set_isa",
+                   bnorm_isa_name(isa), bnorm_status_name(st), bnorm_isa_name(after));
+            failed++;
+        }
+    }
+    if (bnorm_set_isa(chosen) != BNORM_OK || bnorm_active_isa() != chosen) {
+        printf("FAIL %-16s %-12s cannot restore the chosen isa\n", "set_isa",
+               bnorm_isa_name(chosen));
+        failed++;
+    }
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     bnorm_conf_matrix matrix = BNORM_MATRIX_QUICK;
@@ -113,7 +145,7 @@ int main(int argc, char **argv)
 
     bnorm_conf_table tables[16];
     size_t ntables = bnorm_conf_tables(tables, sizeof tables / sizeof tables[0]);
-    unsigned passed = 0, failed = 0;
+    unsigned passed = 0, failed = check_set_isa();
     for (size_t t = 0; t < ntables; t++) {
         if (isa_filter && !in_list(isa_filter, tables[t].label))
             continue;
