@@ -491,10 +491,15 @@ static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)
  * (ResNet's 1x1024x14x14: three chunks of rows per block simulated 1.48x on two
  * threads, four ranges of 256 1.96x; measured, ranges of 256 and of 128 take the same
  * time on two threads and 256 is 12% faster on one).
+ * Either way no range has fewer than about TASK_MIN_ELEMS values: a smaller task
+ * costs about what its dispatch does (an empty two-thread OpenMP region takes 0.72 us
+ * on bench/README.md's VM, the time a thread takes for the training forward over
+ * about 3K values), so a tensor of fewer than twice that many runs as one task.
  * Ranges are balanced: C is cut into equal parts (whose cuts move to the output's
  * lines where they can: range_lines). Every channel's sums are independent of the
  * ranges: no result changes.
  */
+#define TASK_MIN_ELEMS 8192
 static size_t task_channels(const walk *w, size_t c, size_t m)
 {
     if (w->rows && (c <= BLOCK || walk_chunks(w) == CHUNKS_MAX))
@@ -503,6 +508,9 @@ static size_t task_channels(const walk *w, size_t c, size_t m)
     size_t tasks = (c + fit - 1) / fit;
     if (!w->rows && tasks < 8)
         tasks = c < 8 ? c : 8;
+    size_t most = c * m / TASK_MIN_ELEMS; /* c * m: the tensor's values, which fit */
+    if (tasks > most)
+        tasks = most < 1 ? 1 : most;
     return (c + tasks - 1) / tasks;
 }
 

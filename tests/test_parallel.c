@@ -93,12 +93,12 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
 
 static const bnorm_shape shapes[] = {
     {2, 64, 28 * 28, BNORM_NCHW}, {2, 64, 28 * 28, BNORM_NHWC}, {1, 3, 50 * 50, BNORM_NHWC},
-    {1, 3, 112 * 112, BNORM_NCHW}, {256, 64, 1, BNORM_NCHW}, {8, 1000, 1, BNORM_NHWC},
-    {1, 600, 9, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},
+    {1, 3, 112 * 112, BNORM_NCHW}, {256, 64, 1, BNORM_NCHW}, {33, 1000, 1, BNORM_NHWC},
+    {1, 600, 56, BNORM_NHWC},       {4, 17, 33 * 33, BNORM_NHWC},
     /* split rows in parts (C over 1024): two equal, a narrower last, three; (N, C)
      * NCHW rows over a block, and in parts */
-    {1, 1100, 9, BNORM_NHWC},      {2, 1025, 3, BNORM_NHWC},      {1, 2049, 5, BNORM_NHWC},
-    {6, 600, 1, BNORM_NCHW},       {3, 1100, 1, BNORM_NCHW},
+    {1, 1100, 64, BNORM_NHWC},     {2, 1025, 16, BNORM_NHWC},     {1, 2049, 36, BNORM_NHWC},
+    {56, 600, 1, BNORM_NCHW},      {45, 1100, 1, BNORM_NCHW},
     /* rows in several chunks: small C (periodic rows), C = 64, C over a block (two
      * blocks, more chunks than one pass holds), (N, C) NCHW; C over 1024 in parts, with
      * a pool too (the rows are too many for column ranges) */
@@ -143,6 +143,17 @@ typedef void (*configure_fn)(int variant);
 enum { DATA_RANDOM, DATA_CANCELLING, DATA_FAR_FIRST, DATA_KINDS };
 static const char *const data_names[DATA_KINDS] = {"", " cancelling", " far first value"};
 
+static void configure_reverse(int variant)
+{
+    (void)variant;
+    bnorm_set_parallel_for(reverse_parallel_for, NULL);
+}
+
+/* Tensors of at least this many values split their work (apply chunks are about 32K
+ * values, training tasks at least 8K), so through the reverse pool, whose calls are
+ * counted, their comparison is not serial against serial. */
+#define SPLIT_VALUES 32768
+
 /* Compares every output under each configuration with the serial run; random,
  * cancelling or far-first-value inputs. */
 static void check_identical_data(const char *what, configure_fn configure, int variants,
@@ -182,8 +193,13 @@ static void check_identical_data(const char *what, configure_fn configure, int v
             for (int v = 0; v < variants; v++) {
                 memset(par.buf, 0, total * sizeof(float));
                 configure(v);
+                size_t calls = reverse_ranges;
                 run_all(run.t[t].k, sh, x, dy, params, &par);
                 bnorm_set_parallel_for(NULL, NULL);
+                if (configure == configure_reverse && n >= SPLIT_VALUES)
+                    cr_expect(reverse_ranges > calls, "[%s] %zux%zux%zu %s: no task split",
+                              run.t[t].label, sh->n, sh->c, sh->spatial,
+                              layout_name(sh->layout));
                 cr_assert_eq(par.count, serial.count);
                 cr_expect(memcmp(par.buf, serial.buf, serial.count * sizeof(float)) == 0,
                           "%s variant %d [%s] shape %zux%zux%zu %s%s: results differ from "
@@ -202,32 +218,25 @@ static void check_identical(const char *what, configure_fn configure, int varian
         check_identical_data(what, configure, variants, data);
 }
 
-static void configure_reverse(int variant)
-{
-    (void)variant;
-    bnorm_set_parallel_for(reverse_parallel_for, NULL);
-}
-
 Test(parallel, reverse_order_is_identical)
 {
     reverse_ranges = reverse_nested = 0;
-    check_identical("reverse order", configure_reverse, 1);
-    /* The work really was split: otherwise this test proves nothing. */
-    cr_expect(reverse_ranges > 0, "no operation split its work into tasks");
+    check_identical("reverse order", configure_reverse, 1); /* checks the splits too */
     cr_expect_eq(reverse_nested, 0, "%zu parallel calls from inside a task",
                  reverse_nested);
 }
 
 /* Work of one task never goes through the pool: a parallel call costs the pool's fork
  * and join (docs/guide.md: 0.72 us on two threads), more than a small tensor's whole
- * call. Every operation on small tensors whose work is one task (rows, and one
- * channel's planes: NCHW training cuts C > 1 into channel ranges whatever its size),
- * with a pool set, runs on the calling thread. */
+ * call. Every operation on tensors below one task's worth (16K values: rows, planes
+ * of several channels, and C above a block over few rows), with a pool set, runs on
+ * the calling thread. */
 Test(parallel, one_task_makes_no_parallel_call)
 {
     static const bnorm_shape small[] = {
-        {2, 8, 16, BNORM_NHWC}, {8, 3, 5, BNORM_NHWC}, {16, 8, 1, BNORM_NCHW},
-        {4, 1, 16, BNORM_NCHW},
+        {2, 8, 16, BNORM_NHWC},    {8, 3, 5, BNORM_NHWC}, {16, 8, 1, BNORM_NCHW},
+        {4, 1, 16, BNORM_NCHW},    {2, 8, 16, BNORM_NCHW}, {1, 300, 4, BNORM_NHWC},
+        {1, 15, 1000, BNORM_NCHW}, {2, 600, 13, BNORM_NHWC},
     };
     tables run = runnable_tables();
     bnorm_rng r;
@@ -340,8 +349,8 @@ Test(parallel, setting_is_per_thread_and_clearable)
  * ones too, applied in spans).
  */
 static const bnorm_shape strided_shapes[] = {
-    {2, 600, 9, BNORM_NHWC},       {3, 1000, 1, BNORM_NHWC}, {2, 1100, 5, BNORM_NHWC},
-    {1, 64, 48 * 48, BNORM_NHWC}, {2, 64, 49, BNORM_NCHW},    {1, 3, 111 * 113, BNORM_NCHW},
+    {2, 600, 28, BNORM_NHWC},      {33, 1000, 1, BNORM_NHWC}, {2, 1100, 32, BNORM_NHWC},
+    {1, 64, 48 * 48, BNORM_NHWC}, {2, 64, 256, BNORM_NCHW},    {1, 3, 111 * 113, BNORM_NCHW},
 };
 
 #define GAP (-333.0f)
