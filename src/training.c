@@ -15,8 +15,8 @@
  * floats cost a kernel's per-row overhead each).
  *
  * With a host pool (bnorm_set_parallel_for) the work is cut into tasks fixed by the
- * shape (task_channels). Planes: channel ranges, at least 8 where C allows, each
- * running the loop below on its own. Rows: one range of every channel whose row
+ * shape (task_channels). Planes: channel ranges, at least 8 where C and the size
+ * allow, each running the loop below on its own. Rows: one range of every channel whose row
  * chunks (below) are the reduction's tasks and whose apply splits rows, except when
  * C spans several blocks over few rows: then column ranges of about a block. Serial
  * calls run one range of all channels, which pipelines best. Rows of more than one
@@ -484,19 +484,20 @@ static size_t pipe_block_channels(size_t c, size_t m, size_t arrays)
 
 /*
  * Channels per task when a pool shares the work. Planes: as many as fit in half of
- * L2, but at least 8 tasks where C allows. Rows: one range of every channel, whose
- * row chunks and apply rows are the tasks (each reads whole rows, contiguous when
- * dense), unless C spans several blocks and the rows are too few for CHUNKS_MAX
- * chunks: then ranges of about a block, so a range reads at least 1 KB of every row
- * (ResNet's 1x1024x14x14: three chunks of rows per block simulated 1.48x on two
- * threads, four ranges of 256 1.96x; measured, ranges of 256 and of 128 take the same
- * time on two threads and 256 is 12% faster on one).
- * Either way no range has fewer than about TASK_MIN_ELEMS values: a smaller task
- * costs about what its dispatch does (an empty two-thread OpenMP region takes 0.72 us
- * on bench/README.md's VM, the time a thread takes for the training forward over
- * about 3K values), so a tensor of fewer than twice that many runs as one task.
- * Ranges are balanced: C is cut into equal parts (whose cuts move to the output's
- * lines where they can: range_lines). Every channel's sums are independent of the
+ * L2, but at least 8 tasks where C allows (and TASK_MIN_ELEMS, below). Rows: one
+ * range of every channel, whose row chunks and apply rows are the tasks (each reads
+ * whole rows, contiguous when dense), unless C spans several blocks and the rows are
+ * too few for CHUNKS_MAX chunks: then ranges of about a block, so a range reads at
+ * least 1 KB of every row (ResNet's 1x1024x14x14: three chunks of rows per block
+ * simulated 1.48x on two threads, four ranges of 256 1.96x; measured, ranges of 256
+ * and of 128 take the same time on two threads and 256 is 12% faster on one).
+ * Either way there are at most C * m / TASK_MIN_ELEMS ranges, so they average at
+ * least that many values (the last may be shorter): a smaller task costs about what
+ * its dispatch does (an empty two-thread OpenMP region takes 0.72 us on
+ * bench/README.md's VM, the time a thread takes for the training forward over about
+ * 3K values), and a tensor of fewer than 2 * TASK_MIN_ELEMS values runs as one task.
+ * Ranges are of equal width but the last (whose cuts move to the output's lines
+ * where they can: range_lines). Every channel's sums are independent of the
  * ranges: no result changes.
  */
 #define TASK_MIN_ELEMS 8192

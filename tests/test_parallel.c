@@ -40,6 +40,10 @@ static void reverse_parallel_for(void *pool, bnorm_task_fn task, void *context,
     reverse_depth--;
 }
 
+/* Parallel calls (through the reverse pool) of run_all's apply, training forward
+ * and backward, in its last run. */
+static size_t apply_calls, forward_calls, backward_calls;
+
 /* Every output of every operation on one shape, into one buffer. */
 typedef struct outputs {
     float *buf;
@@ -54,8 +58,10 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
     const float *gamma = params, *beta = params + c, *mean = params + 2 * c;
     const float *var = params + 3 * c;
     bnorm_activation relu = {BNORM_ACT_RELU, 0, 0};
+    size_t calls = reverse_ranges;
     cr_assert_eq(bnorm_inference_apply_with(k, sh, x, NULL, p, NULL, gamma, beta, &relu),
                  BNORM_OK);
+    apply_calls = reverse_ranges - calls;
     p += n;
     cr_assert_eq(bnorm_inference_with(k, sh, x, NULL, p, NULL, gamma, beta, mean, var,
                                       1e-5f, NULL),
@@ -65,9 +71,11 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
     memcpy(rmean, mean, c * sizeof(float));
     memcpy(rvar, var, c * sizeof(float));
     bnorm_running_stats run = {rmean, rvar, 0.1f, BNORM_MOMENTUM_PYTORCH};
+    calls = reverse_ranges;
     cr_assert_eq(bnorm_training_forward_with(k, sh, x, NULL, p, NULL, gamma, beta, 1e-5f,
                                              smean, sinv, &run),
                  BNORM_OK);
+    forward_calls = reverse_ranges - calls;
     p += n + 4 * c;
     /* in place: each channel's statistics are taken before its outputs overwrite x */
     memcpy(p, x, n * sizeof(float));
@@ -75,9 +83,11 @@ static void run_all(const bnorm_kernels *k, const bnorm_shape *sh, const float *
                                              NULL, NULL, NULL),
                  BNORM_OK);
     p += n;
+    calls = reverse_ranges;
     cr_assert_eq(bnorm_training_backward_with(k, sh, x, NULL, dy, NULL, gamma, smean, sinv,
                                               p, NULL, p + n, p + n + c),
                  BNORM_OK);
+    backward_calls = reverse_ranges - calls;
     p += n + 2 * c;
     /* in place, dx over a copy of dy (the kernels' in-place rows tiles) */
     memcpy(p, dy, n * sizeof(float));
@@ -110,7 +120,7 @@ static const bnorm_shape shapes[] = {
     /* inference in channel ranges (2x64x28x28 above too): over three images with a
      * shorter last range; ranges of several fold blocks. Training's column ranges
      * cut on y's and dx's lines (rows a multiple of 16 floats) */
-    {3, 1001, 13, BNORM_NCHW},     {1, 20001, 2, BNORM_NCHW},     {1, 2048, 7, BNORM_NHWC},
+    {3, 1001, 13, BNORM_NCHW},     {1, 20001, 2, BNORM_NCHW},     {1, 2048, 17, BNORM_NHWC},
     /* inference in column ranges: NHWC (rows on lines), (N, C) NCHW rows (not) */
     {1, 2048, 20, BNORM_NHWC},     {40, 1030, 1, BNORM_NCHW},
 };
@@ -149,9 +159,10 @@ static void configure_reverse(int variant)
     bnorm_set_parallel_for(reverse_parallel_for, NULL);
 }
 
-/* Tensors of at least this many values split their work (apply chunks are about 32K
- * values, training tasks at least 8K), so through the reverse pool, whose calls are
- * counted, their comparison is not serial against serial. */
+/* Tensors of more than this many values split their work: the apply (chunks of 32K
+ * values), and the training forward and backward where C > 1 (tasks of channels of at
+ * least 8K values, chunks of rows of 16K); so through the reverse pool, whose calls
+ * are counted, their comparison is not serial against serial. */
 #define SPLIT_VALUES 32768
 
 /* Compares every output under each configuration with the serial run; random,
@@ -193,13 +204,15 @@ static void check_identical_data(const char *what, configure_fn configure, int v
             for (int v = 0; v < variants; v++) {
                 memset(par.buf, 0, total * sizeof(float));
                 configure(v);
-                size_t calls = reverse_ranges;
                 run_all(run.t[t].k, sh, x, dy, params, &par);
                 bnorm_set_parallel_for(NULL, NULL);
-                if (configure == configure_reverse && n >= SPLIT_VALUES)
-                    cr_expect(reverse_ranges > calls, "[%s] %zux%zux%zu %s: no task split",
+                if (configure == configure_reverse && n > SPLIT_VALUES)
+                    cr_expect(apply_calls && (c == 1 || (forward_calls && backward_calls)),
+                              "[%s] %zux%zux%zu %s: parallel calls: apply %zu, forward %zu, "
+                              "backward %zu",
                               run.t[t].label, sh->n, sh->c, sh->spatial,
-                              layout_name(sh->layout));
+                              layout_name(sh->layout), apply_calls, forward_calls,
+                              backward_calls);
                 cr_assert_eq(par.count, serial.count);
                 cr_expect(memcmp(par.buf, serial.buf, serial.count * sizeof(float)) == 0,
                           "%s variant %d [%s] shape %zux%zux%zu %s%s: results differ from "
@@ -429,8 +442,8 @@ Test(parallel, strided_is_identical)
 }
 
 /*
- * Column ranges that write rows (training over few wide NHWC rows: 1x2048x7 runs
- * eight ranges of 256 channels; bnorm_inference over 1x2048x20, four of 512) are cut
+ * Column ranges that write rows (training over few wide NHWC rows: 1x2048x20 runs
+ * five ranges of about 410 channels; bnorm_inference over it, four of 512) are cut
  * on the output's lines wherever the output starts, and the channels before the
  * first line go to the last task, so no line is written by two tasks. No result
  * shows where the cuts are: a pool that runs one task at a time attributes each

@@ -146,6 +146,7 @@ int main(int argc, char **argv)
     bnorm_conf_table tables[16];
     size_t ntables = bnorm_conf_tables(tables, sizeof tables / sizeof tables[0]);
     unsigned passed = 0, failed = check_set_isa();
+    fflush(stdout); /* before any kernel runs: a fault kills the process */
     for (size_t t = 0; t < ntables; t++) {
         if (isa_filter && !in_list(isa_filter, tables[t].label))
             continue;
