@@ -16,13 +16,13 @@
  *
  * With a host pool (bnorm_set_parallel_for) the work is cut into tasks fixed by the
  * shape (task_channels). Planes: channel ranges, at least 8 where C and the size
- * allow, each running the loop below on its own. Rows: one range of every channel whose row
- * chunks (below) are the reduction's tasks and whose apply splits rows, except when
- * C spans several blocks over few rows: then column ranges of about a block. Serial
- * calls run one range of all channels, which pipelines best. Rows of more than one
- * block and up to SPLIT channels, with a pool or not, only reduce and fold block by
- * block (or range by range), before one apply pass over whole rows; serially, wider
- * rows do so in parts of up to SPLIT channels (see SPLIT).
+ * allow, each running the loop below on its own. Rows: one range of every channel
+ * whose row chunks (below) are the reduction's tasks and whose apply splits rows,
+ * except when C spans several blocks over few rows: then column ranges of about a
+ * block. Serial calls run one range of all channels, which pipelines best. Rows of
+ * more than one block and up to SPLIT channels, with a pool or not, only reduce and
+ * fold block by block (or range by range), before one apply pass over whole rows;
+ * serially, wider rows do so in parts of up to SPLIT channels (see SPLIT).
  *
  * The forward over planes (unless its output is streamed, or its sums go through
  * sum_rows) is pipelined: the moments of block j run in one loop with the apply of

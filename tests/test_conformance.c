@@ -1,7 +1,8 @@
 /*
  * Every operation, on every kernel table this CPU can run (the SIMDe-translated
  * tables included), over the full shape matrix, against the double reference. The
- * harness lives in conformance/ and is the same one bnorm-check runs.
+ * harness lives in conformance/ and is the same one bnorm-check runs. And the
+ * reference itself, by hand, where it must not round to float.
  */
 #include <criterion/criterion.h>
 
@@ -88,4 +89,25 @@ Test(reference, apply_in_double)
     bnorm_ref_apply(&sh, x, 2, 2, &scale, &shift, NULL, out);
     cr_assert_eq(out[0], 0x1p-11 + 0x1p-24, "x * scale + shift = %a", out[0]);
     cr_assert_eq(out[1], -2.0 - 0x1p-11 - 0x1p-24, "x * scale + shift = %a", out[1]);
+}
+
+/* The backward's sums: x - mean = 1 + 2^-23 - 2^-30 needs 31 bits, exact in double
+ * and 1 + 2^-23 in float (an error inside DGAMMA_TOL). */
+Test(reference, backward_in_double)
+{
+    const bnorm_shape sh = {1, 1, 2, BNORM_NCHW};
+    const float x[2] = {1.0f + 0x1p-23f, -1.0f};
+    const float dy[2] = {1.0f, 0.0f};
+    const float mean = 0x1p-30f, invstd = 1.0f;
+    double dx[2], dgamma, dbeta;
+    bnorm_ref_training_backward(&sh, x, 2, 2, dy, 2, 2, NULL, &mean, &invstd, dx, &dgamma,
+                                &dbeta);
+    const double xh0 = 1.0 + 0x1p-23 - 0x1p-30, xh1 = -1.0 - 0x1p-30;
+    cr_assert_eq(dbeta, 1.0, "dbeta = %a", dbeta);
+    cr_assert_eq(dgamma, xh0, "dgamma = %a, want %a", dgamma, xh0);
+    /* dx = dy - dbeta / m - xhat * dgamma / m, m = 2 (exact halvings) */
+    const double want[2] = {1.0 - 0.5 - xh0 * xh0 / 2.0, 0.0 - 0.5 - xh1 * xh0 / 2.0};
+    for (int i = 0; i < 2; i++)
+        cr_assert(fabs(dx[i] - want[i]) <= 0x1p-45, "dx[%d] = %a, want %a", i, dx[i],
+                  want[i]); /* a float x - mean is ~2^-30 off */
 }

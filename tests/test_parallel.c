@@ -24,27 +24,13 @@
 
 #define SEED 0x9a7a11e1ull
 
-/* Runs the tasks last to first on this thread, and counts the calls, their tasks and
- * the calls made from inside a task (parallel regions must never nest). */
-static size_t reverse_ranges, reverse_tasks, reverse_depth, reverse_nested;
-static void reverse_parallel_for(void *pool, bnorm_task_fn task, void *context,
-                                 size_t range)
-{
-    (void)pool;
-    reverse_ranges++;
-    reverse_tasks += range;
-    reverse_nested += reverse_depth > 0;
-    reverse_depth++;
-    for (size_t i = range; i-- > 0;)
-        task(context, i);
-    reverse_depth--;
-}
-
 /* Parallel calls (through the reverse pool) of run_all's apply, training forward
  * and backward, in its last run. */
 static size_t apply_calls, forward_calls, backward_calls;
 
-/* Every output of every operation on one shape, into one buffer. */
+/* Every output of every operation on one shape, into one buffer of
+ * RUN_ALL_FLOATS(n, c) floats (n values, c channels). */
+#define RUN_ALL_FLOATS(n, c) (7 * (n) + 6 * (c))
 typedef struct outputs {
     float *buf;
     size_t count;
@@ -176,7 +162,7 @@ static void check_identical_data(const char *what, configure_fn configure, int v
     for (size_t si = 0; si < COUNT(shapes) + WIDE; si++) {
         const bnorm_shape shape = listed_or_wide(shapes, COUNT(shapes), si), *sh = &shape;
         size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
-        size_t total = 7 * n + 6 * c; /* what run_all writes */
+        size_t total = RUN_ALL_FLOATS(n, c);
         float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
         float *params = malloc(4 * c * sizeof(float));
         outputs serial = {malloc(total * sizeof(float)), 0};
@@ -259,7 +245,7 @@ Test(parallel, one_task_makes_no_parallel_call)
         size_t n = sh->n * sh->c * sh->spatial, c = sh->c;
         float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
         float *params = malloc(4 * c * sizeof(float));
-        outputs o = {malloc((7 * n + 6 * c) * sizeof(float)), 0};
+        outputs o = {malloc(RUN_ALL_FLOATS(n, c) * sizeof(float)), 0};
         cr_assert(x && dy && params && o.buf);
         for (size_t i = 0; i < n; i++) {
             x[i] = (float)bnorm_rng_normal(&r);

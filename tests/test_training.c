@@ -1530,14 +1530,6 @@ static const bnorm_shape sums_shapes[] = {
     {3, 5, 33 * 33, BNORM_NCHW},
 };
 
-/* A pool that runs the tasks on this thread, last to first. */
-static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t range)
-{
-    (void)pool;
-    for (size_t i = range; i-- > 0;)
-        task(context, i);
-}
-
 /* The statistics and the parameter gradients are sums in an order fixed by the shape
  * (bnorm.h): the same bits whatever the strides of x, dy, y and dx, with dx or not,
  * serially or through a pool, and for rows (NHWC, NCHW spatial 1) in every table; y
@@ -1591,7 +1583,7 @@ Test(training, sums_independent_of_strides, .timeout = 300)
             char what[80];
             /* serially, then through a pool that runs the tasks last to first */
             for (int pooled = 0; pooled < 2; pooled++) {
-                bnorm_set_parallel_for(pooled ? reverse_pool : NULL, NULL);
+                bnorm_set_parallel_for(pooled ? reverse_parallel_for : NULL, NULL);
                 const char *how = pooled ? "pool: " : "";
                 for (int px = 0; px < N_PADS; px++)
                     for (int po = 0; po < N_PADS; po++) {
@@ -1670,10 +1662,12 @@ Test(training, channels_independent_of_neighbors, .timeout = 300)
         bnorm_shape s = {2, 3, spatials[si / 2], si % 2 ? BNORM_NHWC : BNORM_NCHW};
         bnorm_rng rng;
         rng_for_case(&rng, base, 10, si);
-        tensor x[2], dy[2], out;
+        tensor x[2], dy[2], y[2], dx[2], out;
         for (int v = 0; v < 2; v++) {
             tensor_alloc(&x[v], s, 0, 0, pick_misalign(&rng));
             tensor_alloc(&dy[v], s, 0, 0, pick_misalign(&rng));
+            tensor_alloc(&y[v], s, 0, 0, 0);
+            tensor_alloc(&dx[v], s, 0, 0, 0);
         }
         tensor_alloc(&out, s, 0, 0, pick_misalign(&rng));
         float gamma[3], beta[3];
@@ -1690,25 +1684,19 @@ Test(training, channels_independent_of_neighbors, .timeout = 300)
             const bnorm_kernels *kt = tb.t[ti].k;
             char ctx[256];
             describe(ctx, sizeof ctx, "neighbors", tb.t[ti].label, &s, &x[0], base);
-            float sm[2][3], si_[2][3], dg[2][3], db[2][3], y[2][3 * 66], dx[2][3 * 66];
+            float sm[2][3], si_[2][3], dg[2][3], db[2][3];
             for (int v = 0; v < 2; v++) {
                 cr_assert_eq(bnorm_training_forward_with(kt, &s, x[v].p, NULL, out.p, NULL,
                                                          gamma, beta, 1e-5f, sm[v], si_[v],
                                                          NULL),
                              BNORM_OK, "%s", ctx);
-                for (size_t n = 0; n < s.n; n++)
-                    for (size_t c = 0; c < 3; c++)
-                        for (size_t i = 0; i < s.spatial; i++)
-                            y[v][(n * 3 + c) * s.spatial + i] = *tat(&out, n, c, i);
+                copy_elements(&y[v], &out);
                 /* the saved statistics of the finite run, so dx differs only by x, dy */
                 cr_assert_eq(bnorm_training_backward_with(kt, &s, x[v].p, NULL, dy[v].p,
                                                           NULL, gamma, sm[0], si_[0], out.p,
                                                           NULL, dg[v], db[v]),
                              BNORM_OK, "%s", ctx);
-                for (size_t n = 0; n < s.n; n++)
-                    for (size_t c = 0; c < 3; c++)
-                        for (size_t i = 0; i < s.spatial; i++)
-                            dx[v][(n * 3 + c) * s.spatial + i] = *tat(&out, n, c, i);
+                copy_elements(&dx[v], &out);
             }
             report rep;
             report_init(&rep);
@@ -1721,17 +1709,18 @@ Test(training, channels_independent_of_neighbors, .timeout = 300)
                              c, (double)db[1][c], (double)db[0][c]);
                 for (size_t n = 0; n < s.n; n++)
                     for (size_t i = 0; i < s.spatial; i++) {
-                        size_t o = (n * 3 + c) * s.spatial + i;
-                        report_exact(&rep, same_bits(y[1][o], y[0][o]), "y(%zu, %zu, %zu)", n,
-                                     c, i);
-                        report_exact(&rep, same_bits(dx[1][o], dx[0][o]), "dx(%zu, %zu, %zu)",
-                                     n, c, i);
+                        report_exact(&rep,
+                                     same_bits(*tat(&y[1], n, c, i), *tat(&y[0], n, c, i)),
+                                     "y(%zu, %zu, %zu)", n, c, i);
+                        report_exact(&rep,
+                                     same_bits(*tat(&dx[1], n, c, i), *tat(&dx[0], n, c, i)),
+                                     "dx(%zu, %zu, %zu)", n, c, i);
                     }
             }
             EXPECT_REPORT(rep, ctx);
         }
         for (int v = 0; v < 2; v++)
-            tensor_free(&x[v]), tensor_free(&dy[v]);
+            tensor_free(&x[v]), tensor_free(&dy[v]), tensor_free(&y[v]), tensor_free(&dx[v]);
         tensor_free(&out);
     }
 }
