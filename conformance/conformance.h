@@ -87,6 +87,42 @@ void bnorm_fence_free(bnorm_fence *f);
  */
 double bnorm_conf_affine_ulps(float y, double ref, double xa_abs, double b_abs);
 
+/* Tolerances, in those units of the magnitudes docs/guide.md names (the fuzz
+ * harness uses them too). */
+/* apply rounds x*a+b once (FMA) or twice: <= 1 unit. From statistics, the fold
+ * rounds scale and shift once each on top: <= 2 units. */
+#define BNORM_TOL_APPLY 1.0
+#define BNORM_TOL_INFERENCE 2.0
+
+/* y: centered apply fma(x - mean_f, a_f, beta) rounds mean, x - mean, a and the
+ * result (0.5 each), the statistics add about 1 more: magnitude
+ * (|x - mean| + max(|mean|, FLT_MIN) + std) * |a| + |beta| (a subnormal mean rounds
+ * to float with an absolute error up to 2^-150, which a multiplies). */
+#define BNORM_TOL_Y 3.0
+/* save_mean: |mean| + std (float rounding of x - shift, then of the mean). */
+#define BNORM_TOL_MEAN 1.0
+/* save_invstd, relative: x - shift loses up to 2^-24 per term, amplified by
+ * 1 + ((mean - shift) / std)^2 in the variance, then halved by the square root; the
+ * shift is the channel's first value, within a few std of the mean. */
+#define BNORM_TOL_INVSTD 4.0
+/* running_mean = w_old * rm0 + w_new * mean, in double from the saved mean
+ * (BNORM_TOL_MEAN, scaled by the weights, which sum to 1), then rounded to float once
+ * more: one ulp of |rm0| + |mean| + std more. */
+#define BNORM_TOL_RUNNING_MEAN (BNORM_TOL_MEAN + 1.0)
+/* running_var, relative to |rv0| + var: the batch variance carries twice invstd's
+ * relative error (invstd is its inverse square root, which halves the error), and
+ * the blend's own rounding is far below that. */
+#define BNORM_TOL_RUNNING_VAR (2.0 * BNORM_TOL_INVSTD)
+/* dgamma: |dy * xhat| summed (x - mean rounded, then the product in double);
+ * dbeta: |dy| summed. */
+#define BNORM_TOL_DGAMMA 2.0
+#define BNORM_TOL_DBETA 1.0
+/* dx = a*dy + b*(x - m) + k: three rounded coefficients, the difference, and two or
+ * four roundings of the evaluation (FMA or not), over |a dy| + |b'(x - m)| + |k|,
+ * where b' uses sum|dy * xhat| in place of dgamma: b carries dgamma's error, which is
+ * relative to that sum (see dgamma), not to dgamma itself. */
+#define BNORM_TOL_DX 4.0
+
 /* ---- operations over the shape matrix ------------------------------------------- */
 
 typedef enum bnorm_conf_matrix {

@@ -19,12 +19,6 @@
 #include "reference.h"
 #include "tensor.h"
 
-/* Tolerances, in units of 2^-23 * (|x*a| + |b|) (see bnorm_conf_affine_ulps):
- * apply rounds x*a+b once (FMA) or twice: <= 1 unit. From statistics, the fold
- * rounds scale and shift once each on top: <= 2 units. */
-#define APPLY_TOL 1.0
-#define INFERENCE_TOL 2.0
-
 /* Fill for output bytes that must not be written: a NaN with a payload no
  * arithmetic produces. */
 #define BACKGROUND 0x7fc0deadu
@@ -266,7 +260,9 @@ static void run_frozen(const bnorm_conf_op *op, const bnorm_kernels *k,
     run_affine(op, k, cs, res, FROZEN);
 }
 
-const bnorm_conf_op bnorm_conf_inference_apply = {"inference_apply", APPLY_TOL, run_apply};
-const bnorm_conf_op bnorm_conf_inference = {"inference", INFERENCE_TOL, run_inference};
-const bnorm_conf_op bnorm_conf_frozen_backward = {"frozen_backward", INFERENCE_TOL,
+const bnorm_conf_op bnorm_conf_inference_apply = {"inference_apply", BNORM_TOL_APPLY,
+                                                  run_apply};
+const bnorm_conf_op bnorm_conf_inference = {"inference", BNORM_TOL_INFERENCE,
+                                            run_inference};
+const bnorm_conf_op bnorm_conf_frozen_backward = {"frozen_backward", BNORM_TOL_INFERENCE,
                                                   run_frozen};

@@ -20,34 +20,6 @@
 #include "reference.h"
 #include "tensor.h"
 
-/* y: centered apply fma(x - mean_f, a_f, beta) rounds mean, x - mean, a and the
- * result (0.5 each), the statistics add about 1 more: magnitude
- * (|x - mean| + |mean| + std) * |a| + |beta|. */
-#define Y_TOL 3.0
-/* save_mean: |mean| + std (float rounding of x - shift, then of the mean). */
-#define MEAN_TOL 1.0
-/* save_invstd, relative: x - shift loses up to 2^-24 per term, amplified by
- * 1 + ((mean - shift) / std)^2 in the variance, then halved by the square root; the
- * shift is the channel's first value, within a few std of the mean. */
-#define INVSTD_TOL 4.0
-/* running_mean = w_old * rm0 + w_new * mean, in double from the saved mean (MEAN_TOL,
- * scaled by the weights, which sum to 1), then rounded to float once more: one ulp of
- * |rm0| + |mean| + std more. */
-#define RUNNING_MEAN_TOL (MEAN_TOL + 1.0)
-/* running_var, relative to |rv0| + var: the batch variance carries twice invstd's
- * relative error (invstd is its inverse square root, which halves the error), and
- * the blend's own rounding is far below that. */
-#define RUNNING_VAR_TOL (2.0 * INVSTD_TOL)
-/* dgamma: |dy * xhat| summed (x - mean rounded, then the product in double);
- * dbeta: |dy| summed. */
-#define DGAMMA_TOL 2.0
-#define DBETA_TOL 1.0
-/* dx = a*dy + b*(x - m) + k: three rounded coefficients, the difference, and two or
- * four roundings of the evaluation (FMA or not), over |a dy| + |b'(x - m)| + |k|,
- * where b' uses sum|dy * xhat| in place of dgamma: b carries dgamma's error, which is
- * relative to that sum (see dgamma), not to dgamma itself. */
-#define DX_TOL 4.0
-
 #define SENTINEL 0x7fc0beefu
 
 typedef struct ctx {
@@ -238,13 +210,13 @@ static void run_forward(const bnorm_conf_op *op, const bnorm_kernels *k,
     double w_new = torch ? running.momentum : 1.0 - running.momentum;
     for (size_t i = 0; i < c && !t.failed; i++) {
         double sd = sqrt(var[i]), invstd = 1.0 / sqrt(var[i] + eps);
-        check(&t, "save_mean", i, smean[i], mean[i], fabs(mean[i]) + sd, MEAN_TOL);
-        check(&t, "save_invstd", i, sinv[i], invstd, invstd, INVSTD_TOL);
+        check(&t, "save_mean", i, smean[i], mean[i], fabs(mean[i]) + sd, BNORM_TOL_MEAN);
+        check(&t, "save_invstd", i, sinv[i], invstd, invstd, BNORM_TOL_INVSTD);
         double uv = torch ? var[i] * (double)m / (double)(m - 1) : var[i];
         check(&t, "running_mean", i, rmean[i], (1 - w_new) * rm0[i] + w_new * mean[i],
-              fabs(rm0[i]) + fabs(mean[i]) + sd, RUNNING_MEAN_TOL);
+              fabs(rm0[i]) + fabs(mean[i]) + sd, BNORM_TOL_RUNNING_MEAN);
         check(&t, "running_var", i, rvar[i], (1 - w_new) * rv0[i] + w_new * uv,
-              fabs(rv0[i]) + uv, RUNNING_VAR_TOL);
+              fabs(rv0[i]) + uv, BNORM_TOL_RUNNING_VAR);
     }
     const double *rp = ref;
     for (size_t n = 0; n < sh->n; n++)
@@ -254,8 +226,10 @@ static void run_forward(const bnorm_conf_op *op, const bnorm_kernels *k,
             for (size_t s = 0; s < sh->spatial && !t.failed; s++, rp++) {
                 size_t ox = bnorm_ref_offset(sh, gx.inner, gx.batch, n, ch, s);
                 size_t oy = bnorm_ref_offset(sh, gy.inner, gy.batch, n, ch, s);
-                double mag = (fabs(x_copy[ox] - mean[ch]) + fabs(mean[ch]) + sqrt(var[ch])) * a + bm;
-                note_worst(&t, check(&t, "y", oy, y[oy], *rp, mag, Y_TOL));
+                double mean_mag = fmax(fabs(mean[ch]), FLT_MIN); /* see BNORM_TOL_Y */
+                double mag =
+                    (fabs(x_copy[ox] - mean[ch]) + mean_mag + sqrt(var[ch])) * a + bm;
+                note_worst(&t, check(&t, "y", oy, y[oy], *rp, mag, BNORM_TOL_Y));
                 y[oy] = y_before[oy];
             }
         }
@@ -369,11 +343,11 @@ static void run_backward(const bnorm_conf_op *op, const bnorm_kernels *k,
         sxabs_c[i] = sxabs;
         sabs_c[i] = sabs;
         if (want & 2)
-            check(&t, "dgamma", i, dgamma[i], rdg[i], sxabs, DGAMMA_TOL);
+            check(&t, "dgamma", i, dgamma[i], rdg[i], sxabs, BNORM_TOL_DGAMMA);
         else if (!all_bits(&dgamma[i], 1, SENTINEL))
             fail(&t, "wrote dgamma, which was not requested");
         if (want & 4)
-            check(&t, "dbeta", i, dbeta[i], rdb[i], sabs, DBETA_TOL);
+            check(&t, "dbeta", i, dbeta[i], rdb[i], sabs, BNORM_TOL_DBETA);
         else if (!all_bits(&dbeta[i], 1, SENTINEL))
             fail(&t, "wrote dbeta, which was not requested");
     }
@@ -387,7 +361,7 @@ static void run_backward(const bnorm_conf_op *op, const bnorm_kernels *k,
                 size_t ox = bnorm_ref_offset(sh, gx.inner, gx.batch, n, ch, s);
                 size_t od = bnorm_ref_offset(sh, gdx.inner, gdx.batch, n, ch, s);
                 double mag = a * fabs(dy_copy[ox]) + b * fabs(x_copy[ox] - smean[ch]) + kk;
-                note_worst(&t, check(&t, "dx", od, dx[od], *rp, mag, DX_TOL));
+                note_worst(&t, check(&t, "dx", od, dx[od], *rp, mag, BNORM_TOL_DX));
                 dx[od] = dx_before[od];
             }
         }
@@ -408,6 +382,6 @@ out:
     tensors_free(&ts);
 }
 
-const bnorm_conf_op bnorm_conf_training_forward = {"training_forward", Y_TOL, run_forward};
-const bnorm_conf_op bnorm_conf_training_backward = {"training_backward", DX_TOL,
+const bnorm_conf_op bnorm_conf_training_forward = {"training_forward", BNORM_TOL_Y, run_forward};
+const bnorm_conf_op bnorm_conf_training_backward = {"training_backward", BNORM_TOL_DX,
                                                     run_backward};

@@ -92,7 +92,7 @@ Test(reference, apply_in_double)
 }
 
 /* The backward's sums: x - mean = 1 + 2^-23 - 2^-30 needs 31 bits, exact in double
- * and 1 + 2^-23 in float (an error inside DGAMMA_TOL). */
+ * and 1 + 2^-23 in float (an error inside BNORM_TOL_DGAMMA). */
 Test(reference, backward_in_double)
 {
     const bnorm_shape sh = {1, 1, 2, BNORM_NCHW};
