@@ -6,13 +6,15 @@
  * and writes nothing. All buffers of a call live in one arena; the arena is
  * snapshotted before each failing call and must be byte-for-byte unchanged after it.
  * Overflowing sizes and strides are passed with small real buffers: a check that
- * touched memory before rejecting them would crash the test.
+ * touched memory before rejecting them would crash the test; and every operation,
+ * failing with its tensors on an inaccessible page, reads none of them.
  *
  * Part 2, valid inputs: small hand-computed cases whose exact results are
  * representable (so FMA and separate rounding agree), run with every kernel table
  * this CPU can execute through the internal *_with entry points, not just the
  * active one.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -21,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -1066,6 +1070,62 @@ Test(fold_errors, aliasing)
             }
         }
     }
+}
+
+/* ---- every operation: a failing call reads no tensor ---------------------------- */
+
+/* docs/guide.md, errors: a call that fails has read no tensor element and no weight.
+ * Every tensor and the weights here are one inaccessible page (in place, so that they
+ * are no alias error), and each call fails for another reason: reading them would
+ * crash the test. */
+Test(errors, failing_calls_read_no_tensor)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *map = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(map != MAP_FAILED, "mmap failed");
+    float *none = map;
+    const bnorm_shape sh = {2, 3, 4, BNORM_NHWC}, one = {1, 3, 1, BNORM_NCHW};
+    const bnorm_strides narrow = {2, 12}; /* inner below C = 3 */
+    const float gamma[3] = {1, 2, 3}, beta[3] = {0}, mean[3] = {0}, var[3] = {1, 1, 1},
+                bad_var[3] = {1, -1, 1};
+    float out[4][3];
+    bnorm_running_stats run = {out[2], out[3], 2.0f, BNORM_MOMENTUM_PYTORCH};
+    const bnorm_activation bad_act = {(bnorm_act_kind)7, 0.0f, 0.0f};
+    const struct {
+        const char *what;
+        bnorm_status want, got;
+    } calls[] = {
+        {"apply, undefined activation", BNORM_ERR_BAD_ENUM,
+         bnorm_inference_apply(&sh, none, NULL, none, NULL, gamma, beta, &bad_act)},
+        {"apply, x strides too small", BNORM_ERR_BAD_STRIDE,
+         bnorm_inference_apply(&sh, none, &narrow, none, &narrow, gamma, beta, NULL)},
+        {"inference, negative eps", BNORM_ERR_BAD_VALUE,
+         bnorm_inference(&sh, none, NULL, none, NULL, gamma, beta, mean, var, -1.0f, NULL)},
+        {"inference, negative variance", BNORM_ERR_BAD_VALUE,
+         bnorm_inference(&sh, none, NULL, none, NULL, NULL, NULL, mean, bad_var, 1e-5f,
+                         NULL)},
+        {"training forward, momentum 2", BNORM_ERR_BAD_VALUE,
+         bnorm_training_forward(&sh, none, NULL, none, NULL, gamma, beta, 1e-5f, out[0],
+                                out[1], &run)},
+        {"training forward, m = 1", BNORM_ERR_BAD_SHAPE,
+         bnorm_training_forward(&one, none, NULL, none, NULL, gamma, beta, 1e-5f, out[0],
+                                out[1], NULL)},
+        {"training backward, m = 1", BNORM_ERR_BAD_SHAPE,
+         bnorm_training_backward(&one, none, NULL, none, NULL, gamma, mean, var, none, NULL,
+                                 out[0], out[1])},
+        {"frozen backward, NaN eps", BNORM_ERR_BAD_VALUE,
+         bnorm_frozen_backward(&sh, none, NULL, gamma, var, NAN, none, NULL)},
+        {"fold into weights, undefined layout", BNORM_ERR_BAD_ENUM,
+         bnorm_fold_into_weights((bnorm_weight_layout)9, 3, 4, none, NULL, out[0], gamma,
+                                 beta, mean, var, 1e-5f)},
+        {"fold into weights, negative variance", BNORM_ERR_BAD_VALUE,
+         bnorm_fold_into_weights(BNORM_WEIGHTS_OC_MAJOR, 3, 4, none, NULL, out[0], gamma,
+                                 beta, mean, bad_var, 1e-5f)},
+    };
+    for (size_t i = 0; i < COUNT(calls); i++)
+        cr_expect_eq(calls[i].got, calls[i].want, "%s: %s, want %s", calls[i].what,
+                     bnorm_status_name(calls[i].got), bnorm_status_name(calls[i].want));
+    munmap(map, page);
 }
 
 /* ============================================================================== */
