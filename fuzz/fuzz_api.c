@@ -47,8 +47,8 @@
  *     -Dtests=false -Dtools=false -Dbench=disabled -Dexamples=false
  *   meson test -C build-fuzz fuzz_api    # what scripts/test runs: 3000 inputs
  * Fuzz for longer (fuzz/run writes the seed corpus, then passes its options on):
- *   UBSAN_OPTIONS=halt_on_error=1 fuzz/run build-fuzz/fuzz/fuzz_api fuzz/seeds.py \
- *     /tmp/fuzz-work -max_total_time=3600
+ *   UBSAN_OPTIONS=halt_on_error=1 fuzz/run build-fuzz/fuzz/fuzz_api python3 \
+ *     fuzz/seeds.py /tmp/fuzz-work -max_total_time=3600
  * and replay a failing input with build-fuzz/fuzz/fuzz_api FILE.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -642,8 +642,22 @@ static const bnorm_strides *strides_of(const fcase *cs, int slot)
     return cs->has_strides[slot] ? &cs->strides[slot] : NULL;
 }
 
-static bool eps_bad(float eps)
+/* A parameter as the library's checks compare it: under DAZ, which the call runs
+ * with, a subnormal is a zero of its sign (docs/guide.md, errors). */
+static float as_compared(const fcase *cs, float v)
 {
+#if FUZZ_MXCSR
+    if ((cs->fp_mode & MXCSR_DAZ) && fpclassify(v) == FP_SUBNORMAL)
+        return copysignf(0.0f, v);
+#else
+    (void)cs;
+#endif
+    return v;
+}
+
+static bool eps_bad(const fcase *cs)
+{
+    float eps = as_compared(cs, cs->eps);
     return !(eps >= 0.0f) || isinf(eps);
 }
 
@@ -720,7 +734,7 @@ static void model_structure(const fcase *cs, model *m)
         if (r != R_WEIGHTS)
             m->count[r] = c;
 
-    if (cs->op != OP_APPLY && cs->op != OP_BWD && eps_bad(cs->eps))
+    if (cs->op != OP_APPLY && cs->op != OP_BWD && eps_bad(cs))
         m->err |= BIT(BNORM_ERR_BAD_VALUE);
     if ((cs->op == OP_APPLY || cs->op == OP_INFER) && !cs->act_null) {
         switch (cs->act.kind) {
@@ -728,7 +742,8 @@ static void model_structure(const fcase *cs, model *m)
         case BNORM_ACT_RELU:
             break;
         case BNORM_ACT_CLAMP:
-            if (isnan(cs->act.lo) || isnan(cs->act.hi) || cs->act.lo > cs->act.hi)
+            if (isnan(cs->act.lo) || isnan(cs->act.hi) ||
+                as_compared(cs, cs->act.lo) > as_compared(cs, cs->act.hi))
                 m->err |= BIT(BNORM_ERR_BAD_VALUE);
             break;
         default:
@@ -739,7 +754,8 @@ static void model_structure(const fcase *cs, model *m)
         if (cs->run.convention != BNORM_MOMENTUM_PYTORCH &&
             cs->run.convention != BNORM_MOMENTUM_ONNX)
             m->err |= BIT(BNORM_ERR_BAD_ENUM);
-        if (!(cs->run.momentum >= 0.0f && cs->run.momentum <= 1.0f))
+        float momentum = as_compared(cs, cs->run.momentum);
+        if (!(momentum >= 0.0f && momentum <= 1.0f))
             m->err |= BIT(BNORM_ERR_BAD_VALUE);
     }
 }
@@ -1109,7 +1125,7 @@ static unsigned expected_statuses(const fcase *cs, const inst *in, const model *
                        cs->op == OP_WEIGHTS;
     if (var_checked && cs->shape.c <= C_CAP && in->ptr[R_VAR]) {
         for (size_t c = 0; c < cs->shape.c; c++)
-            if (init_at(in, R_VAR, c) < 0.0f)
+            if (as_compared(cs, init_at(in, R_VAR, c)) < 0.0f)
                 err |= BIT(BNORM_ERR_BAD_VALUE);
     }
     if (!m->extents_known) {
@@ -1746,7 +1762,8 @@ static void reference_backward(const fcase *cs, const inst *in)
     for (size_t c = 0; c < cs->shape.c; c++) {
         double sm = init_at(in, R_SAVE_MEAN, c), si = init_at(in, R_SAVE_INVSTD, c);
         double g = param(in, R_GAMMA, c, 1.0);
-        bool nan_x = false, nan_dy = false, inf_x = false;
+        bool nan_x = false, nan_dy = false, inf_x = false, inf_dy = false;
+        bool pos = false, neg = false; /* signs of the terms dy (x - mean) */
         double sdy = 0.0, sabs_dy = 0.0, sdyxh = 0.0, sabs_dyxh = 0.0;
         for (size_t j = 0; j < m; j++) {
             size_t i = chan_index(cs, c, j);
@@ -1754,6 +1771,9 @@ static void reference_backward(const fcase *cs, const inst *in)
             nan_x |= isnan(x);
             nan_dy |= isnan(dy);
             inf_x |= isinf(x) || fabs(x - sm) >= FLT_MAX; /* x - mean is a float */
+            inf_dy |= isinf(dy);
+            pos |= dy * (x - sm) > 0.0; /* (x - mean rounded to float: the same sign) */
+            neg |= dy * (x - sm) < 0.0;
             double xh = (x - sm) * si;
             sdy += dy;
             sabs_dy += fabs(dy);
@@ -1770,6 +1790,11 @@ static void reference_backward(const fcase *cs, const inst *in)
             check_units(cs, R_DGAMMA, c, dg[c], NAN, 0.0, BNORM_TOL_DGAMMA);
         else if (dg && !nan_dgamma && stats_finite && sabs_dyxh < MAG_MAX)
             check_units(cs, R_DGAMMA, c, dg[c], sdyxh, sabs_dyxh, BNORM_TOL_DGAMMA);
+        else if (dg && !nan_dgamma && isinf(si) && isfinite(sm) && !inf_x && !inf_dy &&
+                 !(pos && neg)) /* invstd * sum: inf * 0 or an infinity (the guide) */
+            check_units(cs, R_DGAMMA, c, dg[c],
+                        pos || neg ? copysign(INFINITY, si) * (pos ? 1.0 : -1.0) : NAN, 0.0,
+                        BNORM_TOL_DGAMMA);
         if (!dx)
             continue;
         if (nan_dgamma || isnan(g)) {

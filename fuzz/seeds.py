@@ -35,7 +35,7 @@ ACT_NULL, ACT_NONE, ACT_RELU, ACT_CLAMP6 = (0, 0, 1), (42, 0, 1), (40, 0, 1), (4
 
 
 def case(op, n, c, s, layout=0, st=(None, None, None, None), place=None, eps=0, running=0,
-         momentum=0, act=ACT_NULL, modes=None, isa=0, flags=0, data=b''):
+         momentum=0, act=ACT_NULL, modes=None, isa=0, flags=0, fp=0, data=b''):
     out = [OPS[op], isa, flags] + size(n) + size(c) + size(s) + [layout, layout]
     for k in st:
         out += strides(*k) if isinstance(k, tuple) else strides(k)
@@ -45,7 +45,7 @@ def case(op, n, c, s, layout=0, st=(None, None, None, None), place=None, eps=0, 
     modes = modes or [(1, 0)] * nr
     for m in modes:
         out += list(m)
-    out += [0]  # the caller's MXCSR: default (no FTZ, no DAZ)
+    out += [fp]  # the caller's MXCSR: below 232 default, else FTZ, DAZ or both by fp % 3
     return bytes(out) + data
 
 
@@ -53,6 +53,8 @@ def main(outdir):
     rnd = random.Random(1)
     seeds = {
         'fold_c7': case('fold', 1, 7, 1),
+        # eps -2^-149 under FTZ and DAZ: valid, as the library compares it (as -0)
+        'fold_daz_subnormal_eps': case('fold', 1, 7, 1, eps=209, fp=233),
         'fold_c300_nulls': case('fold', 1, 300, 1, place=[190, 190, 0, 0, 0, 0]),
         'apply_nchw_2x3x5_relu': case('apply', 2, 3, 5, act=ACT_RELU),
         'apply_nhwc_padded_clamp': case('apply', 2, 17, 7, layout=1,
@@ -79,6 +81,11 @@ def main(outdir):
                                    data=bytes([1, 0, 0, 0, 0, 0, 0, 0])),
         'fwd_nchw_spatial1_strided': case('fwd', 64, 20, 1, st=(('pad', 1, 4), None, None, None)),
         'bwd_nchw_all': case('bwd', 2, 9, 65),
+        # save_invstd +inf, x 3, save_mean 0, dy 1: dgamma is +inf (the guide's rule)
+        'bwd_infinite_invstd': case('bwd', 2, 1, 4, place=[0, 0, 0, 190, 0, 0, 0, 0],
+                                    modes=[(6, 0), (6, 0), (1, 0), (1, 0), (6, 0), (2, 0),
+                                           (1, 0), (1, 0)],
+                                    data=bytes([6] * 8 + [4] * 8 + [3] + [0, 0, 0x80, 0x7f])),
         'bwd_nhwc_nodx': case('bwd', 4, 31, 20, layout=1, place=[0, 0, 190, 0, 0, 0, 0, 0]),
         'bwd_real_stats_padded': case('bwd', 3, 12, 40, flags=0x20,
                                       st=(('pad', 1, 1), None, ('pad', 2, 2), ('pad', 3, 3))),
