@@ -23,7 +23,10 @@ def size(v):
 
 
 def strides(kind, p1=0, p2=0):
-    # kind: None dense (NULL), 'pad', 'explicit', 'same' (as x / dy)
+    # kind: None dense (NULL), 'pad', 'explicit', 'same' (as x / dy); a list is the
+    # bytes themselves (240, 2, 0, 0, i: inner dense, batch huge_size's list[i])
+    if isinstance(kind, list):
+        return kind
     b = {None: 0, 'pad': 130, 'explicit': 190, 'same': 220}[kind]
     return [b, p1, p2]
 
@@ -62,18 +65,37 @@ def main(outdir):
                                         act=ACT_CLAMP6),
         'apply_inplace': case('apply', 3, 9, 33, place=[0, 210, 0, 0],
                               st=(None, 'same', None, None)),
+        # y == x with equal inner strides but batch strides one apart: an alias error
+        'apply_inplace_batch_differs': case('apply', 2, 3, 5, place=[0, 210, 0, 0],
+                                            st=(('pad', 0, 0), ('pad', 0, 1), None, None)),
+        'infer_inplace_batch_differs': case('infer', 2, 3, 5, place=[0, 210, 0, 0, 0, 0],
+                                            st=(('pad', 0, 0), ('pad', 0, 1), None, None)),
+        # x's batch stride 2^62: its extent overflows PTRDIFF_MAX bytes
+        'apply_batch_2p62': case('apply', 2, 3, 5, st=([240, 2, 0, 0, 0, 10], None, None,
+                                                       None)),
+        # streaming stores (1.2 MB of y): whole planes, then the last in quarters
+        'apply_stream_planes': case('apply', 1, 6, 50176),
         'infer_nchw_misaligned': case('infer', 2, 64, 49, place=[101, 103, 0, 0, 0, 0],
                                       act=ACT_RELU),
         'infer_nhwc_c300': case('infer', 1, 300, 64, layout=1, act=ACT_NONE),
         'infer_spatial1': case('infer', 8, 33, 1),
         # over a pool: channel ranges over rows, cut on y's lines (y 3 floats past one)
         'infer_spatial1_ranges': case('infer', 40, 1024, 1, place=[0, 103, 0, 0, 0, 0]),
+        # the same in place (a range run twice would then differ)
+        'infer_spatial1_ranges_inplace': case('infer', 40, 1024, 1,
+                                              place=[103, 210, 0, 0, 0, 0],
+                                              st=(None, 'same', None, None)),
         'infer_spatial1_ranges_padded': case('infer', 48, 1100, 1,
                                              place=[0, 105, 0, 0, 0, 0],
                                              st=(None, ('pad', 0, 0x85), None, None)),
         'fwd_nchw_running': case('fwd', 2, 8, 49),
         'fwd_nhwc_c3_periodic': case('fwd', 2, 3, 100, layout=1, running=0, momentum=1),
         'fwd_nhwc_c1025_split': case('fwd', 2, 1025, 9, layout=1),
+        # channel ranges cut on y's lines, with running statistics (updated once each)
+        'fwd_nhwc_c1088_ranges': case('fwd', 2, 1088, 9, layout=1,
+                                      place=[0, 103, 0, 0, 0, 0, 0, 0]),
+        # NaN momentum: a bad value
+        'fwd_nan_momentum': case('fwd', 2, 8, 49, momentum=203),
         'fwd_padded_inplace': case('fwd', 4, 5, 17, st=(('pad', 2, 3), 'same', None, None),
                                    place=[0, 210, 0, 0, 0, 0, 0, 0]),
         'fwd_cancelling': case('fwd', 8, 17, 33, layout=1, modes=[(5, 0)] * 8),
