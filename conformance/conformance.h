@@ -55,6 +55,25 @@ double bnorm_rng_uniform(bnorm_rng *r);            /* [0, 1) */
 double bnorm_rng_normal(bnorm_rng *r);             /* N(0, 1) */
 size_t bnorm_rng_below(bnorm_rng *r, size_t n);    /* [0, n) */
 
+/* ---- a pool for tests ------------------------------------------------------------ */
+
+/* A bnorm_parallel_for_fn that runs the tasks last to first on this thread, and
+ * counts the calls, their tasks and the calls made from inside a task (parallel
+ * regions must never nest). */
+static size_t reverse_ranges, reverse_tasks, reverse_depth, reverse_nested;
+static inline void reverse_parallel_for(void *pool, bnorm_task_fn task, void *context,
+                                        size_t range)
+{
+    (void)pool;
+    reverse_ranges++;
+    reverse_tasks += range;
+    reverse_nested += reverse_depth > 0;
+    reverse_depth++;
+    for (size_t i = range; i-- > 0;)
+        task(context, i);
+    reverse_depth--;
+}
+
 /* ---- fenced buffers ------------------------------------------------------------- */
 
 /* BNORM_FENCE_AT_GUARD: the last element ends exactly at an inaccessible page, so

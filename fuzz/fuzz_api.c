@@ -1252,20 +1252,6 @@ static void fail(const char *fmt, ...)
 
 /* ---- running the operation ---------------------------------------------------------- */
 
-static size_t pool_depth, pool_nested;
-
-/* A parallel-for that runs the tasks last to first on the calling thread. */
-static void reverse_parallel_for(void *pool, bnorm_task_fn task, void *context,
-                                 size_t range)
-{
-    (void)pool;
-    pool_nested += pool_depth > 0;
-    pool_depth++;
-    for (size_t i = range; i-- > 0;)
-        task(context, i);
-    pool_depth--;
-}
-
 static void set_pool(bool reverse)
 {
     bnorm_set_parallel_for(reverse ? reverse_parallel_for : NULL, NULL);
@@ -1282,7 +1268,7 @@ static bnorm_status call_op(const fcase *cs, inst *in, const bnorm_kernels *k)
     const bnorm_shape *sh = cs->shape_null && !in->dense ? NULL : &cs->shape;
     float *const *p = in->ptr;
     const bnorm_strides *const *st = in->st;
-    pool_nested = 0;
+    reverse_nested = 0;
     bnorm_status r = BNORM_OK;
 #if FUZZ_MXCSR
     /* the caller's floating-point controls, which the library never changes */
@@ -1346,8 +1332,8 @@ static bnorm_status call_op(const fcase *cs, inst *in, const bnorm_kernels *k)
     if (after != controls)
         fail("the call changed MXCSR's controls: 0x%04x -> 0x%04x", controls, after);
 #endif
-    if (pool_nested)
-        fail("%zu parallel-for calls from inside a task", pool_nested);
+    if (reverse_nested)
+        fail("%zu parallel-for calls from inside a task", reverse_nested);
     return r;
 }
 

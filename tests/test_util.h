@@ -103,21 +103,4 @@ static inline void fill_cancelling(const bnorm_shape *sh, float *v, bnorm_rng *r
     }
 }
 
-/* A bnorm_parallel_for_fn that runs the tasks last to first on this thread, and
- * counts the calls, their tasks and the calls made from inside a task (parallel
- * regions must never nest). */
-static size_t reverse_ranges, reverse_tasks, reverse_depth, reverse_nested;
-static inline void reverse_parallel_for(void *pool, bnorm_task_fn task, void *context,
-                                        size_t range)
-{
-    (void)pool;
-    reverse_ranges++;
-    reverse_tasks += range;
-    reverse_nested += reverse_depth > 0;
-    reverse_depth++;
-    for (size_t i = range; i-- > 0;)
-        task(context, i);
-    reverse_depth--;
-}
-
 #endif
