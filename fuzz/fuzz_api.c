@@ -928,6 +928,33 @@ static int partner_of(int role)
     }
 }
 
+/* Argument r in a buffer of its own, `lead` floats past 64 bytes: false where it
+ * spans more than MAX_ALLOC floats, unless small_ok (a call that must fail), which
+ * gives it SMALL_ALLOC. */
+static bool place_own(inst *in, int r, usat count, size_t lead, bool small_ok)
+{
+    size_t n;
+    if (count <= MAX_ALLOC)
+        n = count ? (size_t)count : 1;
+    else if (small_ok)
+        n = SMALL_ALLOC;
+    else
+        return false;
+    buf_alloc(&in->buf[r], n, lead);
+    in->ptr[r] = in->buf[r].data;
+    in->host[r] = r;
+    in->off[r] = 0;
+    return true;
+}
+
+/* Argument r at `off` floats into target's own buffer. */
+static void place_in(inst *in, int r, int target, size_t off)
+{
+    in->ptr[r] = in->buf[target].data + off;
+    in->host[r] = target;
+    in->off[r] = off;
+}
+
 /*
  * Builds the arguments of a case. For the fuzzed instance (orig NULL): placements,
  * strides and misalignment as decoded, data from s. For a dense one (orig given):
@@ -966,17 +993,8 @@ static bool inst_build(const fcase *cs, const model *m, inst *in, src *s, const 
             continue;
         if (!in->dense && cs->place[r] != P_OWN)
             continue;
-        size_t n;
-        if (count[r] <= MAX_ALLOC)
-            n = count[r] ? (size_t)count[r] : 1;
-        else if (small_ok)
-            n = SMALL_ALLOC;
-        else
+        if (!place_own(in, r, count[r], in->dense ? 0 : cs->misalign[r], small_ok))
             return false;
-        buf_alloc(&in->buf[r], n, in->dense ? 0 : cs->misalign[r]);
-        in->ptr[r] = in->buf[r].data;
-        in->host[r] = r;
-        in->off[r] = 0;
     }
     for (int i = 0; !in->dense && i < o->nroles; i++) {
         int r = o->roles[i].role;
@@ -986,42 +1004,21 @@ static bool inst_build(const fcase *cs, const model *m, inst *in, src *s, const 
                          ? partner_of(r)
                          : o->roles[cs->alias_target[r] % o->nroles].role;
         bool placed = false;
-        if (target >= 0 && target != r && role_used(cs, target) && in->host[target] >= 0 &&
+        if (target >= 0 && target != r && role_used(cs, target) &&
             in->host[target] == target) {
-            const own_buf *b = &in->buf[target];
-            if (cs->place[r] == P_PARTNER) {
-                in->ptr[r] = in->ptr[target];
-                in->host[r] = target;
-                in->off[r] = 0;
-                placed = true;
-            } else if (count[r] <= b->count) {
-                /* inside the target, all of it addressable */
-                size_t off = cs->alias_offset[r] % (b->count - (size_t)count[r] + 1);
-                in->ptr[r] = b->data + off;
-                in->host[r] = target;
-                in->off[r] = off;
-                placed = true;
-            } else if (count[r] > MAX_ALLOC && small_ok) {
-                size_t off = cs->alias_offset[r] % b->count;
-                in->ptr[r] = b->data + off;
-                in->host[r] = target;
-                in->off[r] = off;
-                placed = true;
-            }
-        }
-        if (!placed) {
-            size_t n;
-            if (count[r] <= MAX_ALLOC)
-                n = count[r] ? (size_t)count[r] : 1;
-            else if (small_ok)
-                n = SMALL_ALLOC;
+            size_t room = in->buf[target].count, off = cs->alias_offset[r];
+            placed = true;
+            if (cs->place[r] == P_PARTNER)
+                place_in(in, r, target, 0);
+            else if (count[r] <= room) /* inside the target, all of it addressable */
+                place_in(in, r, target, off % (room - (size_t)count[r] + 1));
+            else if (count[r] > MAX_ALLOC && small_ok)
+                place_in(in, r, target, off % room);
             else
-                return false;
-            buf_alloc(&in->buf[r], n, cs->misalign[r]);
-            in->ptr[r] = in->buf[r].data;
-            in->host[r] = r;
-            in->off[r] = 0;
+                placed = false;
         }
+        if (!placed && !place_own(in, r, count[r], cs->misalign[r], small_ok))
+            return false;
     }
 
     /* data: the logical elements of each own buffer's argument that holds data */
@@ -1252,6 +1249,39 @@ static void fail(const char *fmt, ...)
 
 /* ---- running the operation ---------------------------------------------------------- */
 
+/* The caller's floating-point controls for a call of case cs (x86: FTZ and DAZ as
+ * decoded); returns the MXCSR to restore. */
+static unsigned fp_enter(const fcase *cs)
+{
+#if FUZZ_MXCSR
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr((saved & ~(MXCSR_FTZ | MXCSR_DAZ)) | cs->fp_mode);
+    return saved;
+#else
+    (void)cs;
+    return 0;
+#endif
+}
+
+static void fp_leave(unsigned saved)
+{
+#if FUZZ_MXCSR
+    _mm_setcsr(saved);
+#else
+    (void)saved;
+#endif
+}
+
+/* The controls now (the exception flags masked off), which no call may change. */
+static unsigned fp_controls(void)
+{
+#if FUZZ_MXCSR
+    return _mm_getcsr() & ~MXCSR_FLAGS;
+#else
+    return 0;
+#endif
+}
+
 static void set_pool(bool reverse)
 {
     bnorm_set_parallel_for(reverse ? reverse_parallel_for : NULL, NULL);
@@ -1270,12 +1300,7 @@ static bnorm_status call_op(const fcase *cs, inst *in, const bnorm_kernels *k)
     const bnorm_strides *const *st = in->st;
     reverse_nested = 0;
     bnorm_status r = BNORM_OK;
-#if FUZZ_MXCSR
-    /* the caller's floating-point controls, which the library never changes */
-    unsigned saved = _mm_getcsr();
-    _mm_setcsr((saved & ~(MXCSR_FTZ | MXCSR_DAZ)) | cs->fp_mode);
-    unsigned controls = _mm_getcsr() & ~MXCSR_FLAGS;
-#endif
+    unsigned saved = fp_enter(cs), controls = fp_controls();
     switch (cs->op) {
     case OP_FOLD:
         /* bnorm_fold runs the active table's fold; a test-only table is called
@@ -1326,12 +1351,10 @@ static bnorm_status call_op(const fcase *cs, inst *in, const bnorm_kernels *k)
                                     p[R_VAR], cs->eps);
         break;
     }
-#if FUZZ_MXCSR
-    unsigned after = _mm_getcsr() & ~MXCSR_FLAGS;
-    _mm_setcsr(saved);
+    unsigned after = fp_controls();
+    fp_leave(saved);
     if (after != controls)
         fail("the call changed MXCSR's controls: 0x%04x -> 0x%04x", controls, after);
-#endif
     if (reverse_nested)
         fail("%zu parallel-for calls from inside a task", reverse_nested);
     return r;
@@ -1846,15 +1869,10 @@ static bnorm_status call_table(const fcase *cs, inst *in, const bnorm_conf_table
         if (t->emulated) {
             if (cs->op == OP_WEIGHTS)
                 return call_op(cs, in, NULL);
-#if FUZZ_MXCSR
-            unsigned saved = _mm_getcsr();
-            _mm_setcsr((saved & ~(MXCSR_FTZ | MXCSR_DAZ)) | cs->fp_mode);
-#endif
+            unsigned saved = fp_enter(cs);
             t->k->fold(cs->shape.c, in->ptr[R_GAMMA], in->ptr[R_BETA], in->ptr[R_MEAN],
                        in->ptr[R_VAR], cs->eps, in->ptr[R_SCALE], in->ptr[R_SHIFT]);
-#if FUZZ_MXCSR
-            _mm_setcsr(saved);
-#endif
+            fp_leave(saved);
             return BNORM_OK;
         }
         if (bnorm_set_isa(t->k->isa) != BNORM_OK)
@@ -1975,15 +1993,10 @@ static void run_valid(const fcase *cs, const model *m, inst *in,
         if (!scale || !shift)
             abort();
         inst_restore(in);
-#if FUZZ_MXCSR
-        unsigned saved = _mm_getcsr();
-        _mm_setcsr((saved & ~(MXCSR_FTZ | MXCSR_DAZ)) | cs->fp_mode);
-#endif
+        unsigned saved = fp_enter(cs);
         bnorm_status st = bnorm_fold(c, in->ptr[R_GAMMA], in->ptr[R_BETA], in->ptr[R_MEAN],
                                      in->ptr[R_VAR], cs->eps, scale, shift);
-#if FUZZ_MXCSR
-        _mm_setcsr(saved);
-#endif
+        fp_leave(saved);
         cur_what = "fold_into_weights vs bnorm_fold";
         if (st != BNORM_OK)
             fail("bnorm_fold on the same parameters returned %s", bnorm_status_name(st));
