@@ -10,11 +10,14 @@
  * pool, below): 1 KB of every row. */
 #define INFER_COLS_MIN 256
 
-/* Channels folded per block by bnorm_inference: bounds its stack use (16 KB). A
- * block's apply is one pass over part of every row (NHWC), and partial rows cost
- * what whole ones do from the LLC or memory: blocks of 512 channels against 2048,
- * AVX2, one thread, us: 4x1024x14x14 NHWC 308 -> 238 (the apply alone, folded once:
- * 236), 1x768x1000 306 -> 226, 8x2048x7x7 357 -> 242, 1x1024x14x14 27 -> 23. */
+/* Channels folded per block by bnorm_inference (but over one image's planes:
+ * fold_apply_planes): bounds its stack use (16 KB). A block's apply is one pass over
+ * part of every row (NHWC), and partial rows cost what whole ones do from the LLC or
+ * memory: blocks of 512 channels against 2048, AVX2, one thread, us: 4x1024x14x14
+ * NHWC 308 -> 238 (the apply alone, folded once: 236), 1x768x1000 306 -> 226,
+ * 8x2048x7x7 357 -> 242, 1x1024x14x14 27 -> 23. Rows in L2 lose too: 1x2048x7x7 NHWC
+ * in column blocks of 256 down to 16 channels, each folded and then applied as
+ * fold_apply_planes does planes, 9.8 to 24 us against 9.3 in one block. */
 #define FOLD_BLOCK 2048
 
 bnorm_status bnorm_fold(size_t c, const float *gamma, const float *beta,
@@ -127,16 +130,57 @@ typedef struct infer_job {
     bool clamp;
 } infer_job;
 
+/* Whether the apply of a tensor walks rows rather than planes. */
+static BNORM_ALWAYS_INLINE bool rows_of(const bnorm_shape *shape, const bnorm_geom *gx,
+                                        const bnorm_geom *gy)
+{
+    return bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1);
+}
+
+/* One image's planes, one after another in x and y, folded and applied
+ * BNORM_FOLD_SHORT channels at a time by the kernels themselves: a block's fold (the
+ * divider's work) then runs beside its neighbours' apply (the load and store ports')
+ * in the core's reordering window, where a whole fold before the whole apply ran
+ * alone. AVX2, one thread, 1x2048x7x7: 9.8 -> 8.5 us, against 7.9 for the apply
+ * folded once (bench/README.md). */
+static BNORM_ALWAYS_INLINE void
+fold_apply_planes(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gy,
+                  const float *x, float *y, const float *gamma, const float *beta,
+                  const float *mean, const float *var, float eps, float lo, float hi,
+                  bool clamp, size_t c0, size_t c1)
+{
+    float scale[BNORM_FOLD_SHORT], shift[BNORM_FOLD_SHORT];
+    size_t len = shape->spatial;
+    unsigned flags =
+        (clamp ? BNORM_KF_CLAMP : 0) | (bnorm_apply_plan_streams(gy) ? BNORM_KF_STREAM : 0);
+    for (; c0 < c1; c0 += BNORM_FOLD_SHORT) {
+        size_t nb = c1 - c0 < BNORM_FOLD_SHORT ? c1 - c0 : BNORM_FOLD_SHORT;
+        k->fold(nb, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,
+                mean ? mean + c0 : NULL, var + c0, eps, scale, shift);
+        k->apply_planes_dense(nb, len, x + c0 * len, len, y + c0 * len, len, scale, shift,
+                              NULL, lo, hi, flags);
+    }
+}
+
 /* Folds channels [c0, c1) onto the stack a block at a time and applies each block:
  * as a pool's task (the block's plan runs here), or for the whole call
- * (bnorm_apply_channels, which with a pool splits the apply into tasks). Arguments,
- * not an infer_job: the serial call of a tiny tensor builds none. */
+ * (bnorm_apply_channels, which with a pool splits the apply into tasks); one image's
+ * planes, where this thread applies them all, by fold_apply_planes. Arguments, not
+ * an infer_job: the serial call of a tiny tensor builds none. */
 static BNORM_ALWAYS_INLINE void
 fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gx,
            const bnorm_geom *gy, const float *x, float *y, const float *gamma,
            const float *beta, const float *mean, const float *var, float eps, float lo,
            float hi, bool clamp, size_t c0, size_t c1, bool task)
 {
+    bool this_thread = task || !bnorm_parallel_active() ||
+                       (c1 - c0) * shape->spatial <= BNORM_TASK_ELEMENTS;
+    if (this_thread && shape->n == 1 && !rows_of(shape, gx, gy) &&
+        gx->inner == shape->spatial && gy->inner == shape->spatial) {
+        fold_apply_planes(k, shape, gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp,
+                          c0, c1);
+        return;
+    }
     float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
     for (; c0 < c1; c0 += FOLD_BLOCK) {
         size_t b1 = c1 - c0 < FOLD_BLOCK ? c1 : c0 + FOLD_BLOCK;
@@ -159,13 +203,6 @@ static void infer_range(const void *job, size_t c0, size_t c1)
     const infer_job *j = job;
     fold_apply(j->k, j->shape, j->gx, j->gy, j->x, j->y, j->gamma, j->beta, j->mean,
                j->var, j->eps, j->lo, j->hi, j->clamp, c0, c1, true);
-}
-
-/* Whether the apply of a tensor walks rows rather than planes. */
-static BNORM_ALWAYS_INLINE bool rows_of(const bnorm_shape *shape, const bnorm_geom *gx,
-                                        const bnorm_geom *gy)
-{
-    return bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1);
 }
 
 /* Channels per range where bnorm_inference runs in channel ranges over the calling
