@@ -1865,7 +1865,8 @@ Test(inference_values, zero_variance_zero_eps_every_table)
 }
 
 /* bnorm_inference is bnorm_fold followed by bnorm_inference_apply, bit for bit, also
- * when C exceeds the block it folds on the stack (2048). */
+ * when C exceeds the block it folds on the stack (2048), and over one image's planes,
+ * which it folds and applies in blocks of BNORM_FOLD_SHORT channels. */
 Test(inference_values, equals_fold_then_apply)
 {
     uint64_t seed = bnorm_conf_seed(0x5eed0003);
@@ -1879,9 +1880,10 @@ Test(inference_values, equals_fold_then_apply)
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
         size_t c = cs[ci];
         for (int li = 0; li < 2; li++) {
-            for (size_t spatial = 1; spatial <= 3; spatial += 2) {
-                bnorm_shape sh = {.n = 2, .c = c, .spatial = spatial, .layout = layouts[li]};
-                size_t count = 2 * c * spatial;
+            for (size_t cell = 0; cell < 4; cell++) {
+                size_t n = 1 + cell % 2, spatial = 1 + cell / 2 * 2;
+                bnorm_shape sh = {.n = n, .c = c, .spatial = spatial, .layout = layouts[li]};
+                size_t count = n * c * spatial;
                 float *x = malloc(count * sizeof(float));
                 float *y0 = malloc(count * sizeof(float));
                 float *y1 = malloc(count * sizeof(float));
@@ -1910,9 +1912,9 @@ Test(inference_values, equals_fold_then_apply)
                                      BNORM_OK);
                         for (size_t i = 0; i < count; i++)
                             cr_assert_eq(bits(y1[i]), bits(y0[i]),
-                                         "table %s, %s n=2 c=%zu spatial=%zu %s, seed %#llx: "
+                                         "table %s, %s n=%zu c=%zu spatial=%zu %s, seed %#llx: "
                                          "float %zu: inference %a, fold+apply %a",
-                                         ts.t[ti].label, layout_name(layouts[li]), c, spatial,
+                                         ts.t[ti].label, layout_name(layouts[li]), n, c, spatial,
                                          act_name(acts[ai]), (unsigned long long)seed, i,
                                          (double)y1[i], (double)y0[i]);
                     }
