@@ -76,11 +76,14 @@ static inline void reverse_parallel_for(void *pool, bnorm_task_fn task, void *co
 
 /* ---- fenced buffers ------------------------------------------------------------- */
 
-/* BNORM_FENCE_AT_GUARD: the last element ends exactly at an inaccessible page, so
- * reading or writing one float past the end faults. Otherwise the first element
- * sits `misalign` floats past a 64-byte boundary and canary bytes fill the gap to
- * the guard page. The bytes before the first element are canaries too. */
+/* Every buffer lies between two inaccessible pages. BNORM_FENCE_AT_GUARD: the last
+ * element ends exactly at the one after, so reading or writing one float past the
+ * end faults. BNORM_FENCE_AT_LEAD: the first element starts exactly at the end of
+ * the one before, so reading or writing one float before the start faults.
+ * Otherwise the first element sits `misalign` floats past a 64-byte boundary. Canary
+ * bytes fill the gaps between the data and the guard pages. */
 #define BNORM_FENCE_AT_GUARD SIZE_MAX
+#define BNORM_FENCE_AT_LEAD (SIZE_MAX - 1)
 
 typedef struct bnorm_fence {
     unsigned char *map;
@@ -91,6 +94,13 @@ typedef struct bnorm_fence {
 
 /* Allocates count floats (count >= 1); returns data, or NULL if mmap fails. */
 float *bnorm_fence_alloc(bnorm_fence *f, size_t count, size_t misalign);
+/* A random position: at the guard, at the lead, or 0..15 floats past a 64-byte
+ * boundary, a third each. */
+static inline size_t bnorm_fence_pick(bnorm_rng *r)
+{
+    size_t k = bnorm_rng_below(r, 3);
+    return k == 0 ? BNORM_FENCE_AT_GUARD : k == 1 ? BNORM_FENCE_AT_LEAD : bnorm_rng_below(r, 16);
+}
 /* True if no canary byte around the data changed. */
 bool bnorm_fence_intact(const bnorm_fence *f);
 void bnorm_fence_free(bnorm_fence *f);
@@ -162,7 +172,7 @@ typedef struct bnorm_conf_case {
     bnorm_strides xs, ys;       /* used when strided */
     bool strided;
     bool in_place;              /* y is x */
-    size_t misalign;            /* BNORM_FENCE_AT_GUARD, or 0..15 floats */
+    size_t misalign;            /* BNORM_FENCE_AT_GUARD or _AT_LEAD, or 0..15 floats */
     bool specials;              /* NaN, +-Inf, -0 and denormals among the inputs */
     bnorm_activation act;
     const char *variant;        /* "dense", "strided", "in-place", "misaligned" */

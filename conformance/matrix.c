@@ -2,7 +2,8 @@
  * The shape matrix and the loop that runs an operation over it.
  *
  * Every shape of the matrix below (C x spatial x N, both layouts) runs dense with
- * its last element against a guard page, and once more in one of three memory
+ * its last element against a guard page or (every other case) its first element
+ * right after one, and once more in one of three memory
  * variants, in turn: strided (padding between planes/pixels and images), in place,
  * or misaligned by 1..15 floats. A width sweep adds lengths
  * below, at and above the kernels' vector (4, 8) and unroll (16, 32) widths in both
@@ -117,6 +118,10 @@ static void run_case(runner *rn, bnorm_layout layout, size_t n, size_t c, size_t
     static const char *const variants[] = {"dense",      "strided",   "in-place",
                                            "misaligned", "batch-gap", "batch-gap in-place"};
     cs.variant = variants[variant];
+    if (variant == 0 && rn->index % 2) { /* dense: every other case at the lead */
+        cs.misalign = BNORM_FENCE_AT_LEAD;
+        cs.variant = "dense from a guard page";
+    }
     switch (variant) {
     case 4:
     case 5:

@@ -19,7 +19,7 @@
  * streaming path's cases: fewer than four items, items in groups of four with a
  * remainder, spans shorter and longer than the point where one span is split in
  * quarters (4096 floats), every flag combination, strides with gaps, in place,
- * misaligned and guard-page-ended buffers.
+ * misaligned buffers and buffers that end at a guard page or start right after one.
  */
 #include <criterion/criterion.h>
 #include <float.h>
@@ -52,9 +52,11 @@ static bool alloc_bufs(bufs *u, size_t extent, size_t nab, size_t misalign)
     u->x = bnorm_fence_alloc(&u->fx, extent, misalign);
     u->y1 = bnorm_fence_alloc(&u->fy1, extent, misalign);
     u->y2 = bnorm_fence_alloc(&u->fy2, extent, misalign);
-    u->a = bnorm_fence_alloc(&u->fa, nab, BNORM_FENCE_AT_GUARD);
-    u->b = bnorm_fence_alloc(&u->fb, nab, BNORM_FENCE_AT_GUARD);
-    u->m = bnorm_fence_alloc(&u->fm, nab, BNORM_FENCE_AT_GUARD);
+    /* a, b and m start right after a guard page where x does, else end at one */
+    size_t at = misalign == BNORM_FENCE_AT_LEAD ? misalign : BNORM_FENCE_AT_GUARD;
+    u->a = bnorm_fence_alloc(&u->fa, nab, at);
+    u->b = bnorm_fence_alloc(&u->fb, nab, at);
+    u->m = bnorm_fence_alloc(&u->fm, nab, at);
     return u->x && u->y1 && u->y2 && u->a && u->b && u->m;
 }
 
@@ -73,8 +75,7 @@ static bool stream_case(const bnorm_conf_table *t, bool rows, size_t count, size
     bnorm_f32_apply_fn fn = rows ? t->k->apply_rows : t->k->apply_planes;
     size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
     size_t stride = len + pad, extent = (count - 1) * stride + len;
-    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
-                                                   : bnorm_rng_below(rng, 16);
+    size_t misalign = bnorm_fence_pick(rng);
     bool in_place = bnorm_rng_below(rng, 4) == 0;
     size_t nab = rows ? len : count;
     bufs u;
@@ -204,15 +205,14 @@ Test(kernels, rows_output_position_changes_no_bit)
  * moments_apply_planes is moments_planes followed by apply_planes (centered, no
  * clamp), bit for bit: the same sums (accumulated onto nonzero starting values) and
  * the same output, for lens across every vector and unroll boundary, padded strides,
- * the apply in place (ya == xa) or not, misaligned and guard-ended buffers.
+ * the apply in place (ya == xa) or not, misaligned buffers and buffers against a guard page at either end.
  */
 static bool fused_case(const bnorm_conf_table *t, size_t count, size_t len, bnorm_rng *rng,
                        uint64_t seed)
 {
     size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
     size_t stride = len + pad, extent = (count - 1) * stride + len;
-    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
-                                                   : bnorm_rng_below(rng, 16);
+    size_t misalign = bnorm_fence_pick(rng);
     bool in_place = bnorm_rng_below(rng, 4) == 0;
     bnorm_fence fxm, fxa, fy1, fy2;
     float *xm = bnorm_fence_alloc(&fxm, extent, misalign);
@@ -301,8 +301,7 @@ static bool dot_fused_case(const bnorm_conf_table *t, size_t count, size_t len,
 {
     size_t pad = bnorm_rng_below(rng, 3) == 0 ? bnorm_rng_below(rng, 9) : 0;
     size_t stride = len + pad, extent = (count - 1) * stride + len;
-    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
-                                                   : bnorm_rng_below(rng, 16);
+    size_t misalign = bnorm_fence_pick(rng);
     bool in_place = bnorm_rng_below(rng, 4) == 0;
     bnorm_fence f[6];
     float *p[6]; /* x, dy of the dot block; xa, dya of the apply block; dx1, dx2 */
@@ -363,7 +362,7 @@ Test(kernels, dot_apply2_equals_dot_then_apply2, .timeout = 300)
  * plane lengths below, at and above every vector width (vectors that straddle plane
  * boundaries at every lane), counts around the unroll widths, every flag combination
  * (STREAM included), clamps with lo == 0 and lo == hi, special inputs (NaN, +-Inf,
- * -0), in place or not, misaligned and guard-ended buffers.
+ * -0), in place or not, misaligned buffers and buffers against a guard page at either end.
  */
 static const size_t dense_lens[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13,
                                     14, 15, 16, 17, 24, 31, 33, 49, 63, 64, 196};
@@ -373,8 +372,7 @@ static bool dense_case(const bnorm_conf_table *t, size_t count, size_t len, unsi
                        bnorm_rng *rng, uint64_t seed)
 {
     size_t extent = count * len;
-    size_t misalign = bnorm_rng_below(rng, 3) == 0 ? BNORM_FENCE_AT_GUARD
-                                                   : bnorm_rng_below(rng, 16);
+    size_t misalign = bnorm_fence_pick(rng);
     bool in_place = bnorm_rng_below(rng, 4) == 0;
     bufs u;
     cr_assert(alloc_bufs(&u, extent, count, misalign), "mmap failed");

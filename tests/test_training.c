@@ -15,9 +15,9 @@
  *  8. backward subsets (any of dx, dgamma, dbeta) against all three together.
  *
  * Randomness is seeded: BNORM_TEST_SEED overrides the default and every failure message
- * prints the seed. Outputs live in fenced buffers (a guard page or canaries right after
- * the last element); the gaps of strided outputs must keep their sentinel; inputs must
- * be unchanged. Nothing here measures time.
+ * prints the seed. Buffers are fenced (a guard page right after the last element or
+ * right before the first, canaries in any gap); the gaps of strided outputs must keep
+ * their sentinel; inputs must be unchanged. Nothing here measures time.
  *
  * Tolerances are derived, not tuned. U = 2^-24 is the unit roundoff of float (one
  * rounding to nearest errs by at most U relative); 2^-53 that of double. The library's
@@ -75,13 +75,6 @@ static void rng_for_case(bnorm_rng *r, uint64_t base, unsigned test, size_t inde
 static double uniform(bnorm_rng *r, double lo, double hi)
 {
     return lo + (hi - lo) * bnorm_rng_uniform(r);
-}
-
-/* A fence position: the guard page itself, or 0..15 floats past a 64-byte boundary. */
-static size_t pick_misalign(bnorm_rng *r)
-{
-    size_t k = bnorm_rng_below(r, 17);
-    return k == 16 ? BNORM_FENCE_AT_GUARD : k;
 }
 
 /* ---- failure reports -------------------------------------------------------------- */
@@ -469,8 +462,8 @@ Test(training, gradient_finite_differences, .timeout = 300)
         rng_for_case(&rng, base, 1, ci);
 
         tensor x, dy;
-        tensor_alloc(&x, s, gc->pad_inner, gc->pad_batch, pick_misalign(&rng));
-        tensor_alloc(&dy, s, gc->pad_inner, gc->pad_batch, pick_misalign(&rng));
+        tensor_alloc(&x, s, gc->pad_inner, gc->pad_batch, bnorm_fence_pick(&rng));
+        tensor_alloc(&dy, s, gc->pad_inner, gc->pad_batch, bnorm_fence_pick(&rng));
         float *gamma = malloc(C * sizeof(float)), *beta = malloc(C * sizeof(float));
         cr_assert(gamma && beta);
         for (size_t c = 0; c < C; c++) {
@@ -542,13 +535,13 @@ Test(training, gradient_finite_differences, .timeout = 300)
             describe(ctx, sizeof ctx, "gradient", tb.t[ti].label, &s, &x, base);
             tensor y, dx;
             vec smean, sinv, dgamma, dbeta;
-            tensor_alloc(&y, s, gc->pad_inner, gc->pad_batch, pick_misalign(&rng));
+            tensor_alloc(&y, s, gc->pad_inner, gc->pad_batch, bnorm_fence_pick(&rng));
             tensor_alloc(&dx, s, gc->pad_inner ? gc->pad_inner + 1 : 0, gc->pad_batch * 2,
-                         pick_misalign(&rng));
-            vec_alloc(&smean, C, pick_misalign(&rng));
-            vec_alloc(&sinv, C, pick_misalign(&rng));
-            vec_alloc(&dgamma, C, pick_misalign(&rng));
-            vec_alloc(&dbeta, C, pick_misalign(&rng));
+                         bnorm_fence_pick(&rng));
+            vec_alloc(&smean, C, bnorm_fence_pick(&rng));
+            vec_alloc(&sinv, C, bnorm_fence_pick(&rng));
+            vec_alloc(&dgamma, C, bnorm_fence_pick(&rng));
+            vec_alloc(&dbeta, C, bnorm_fence_pick(&rng));
             const float *gp = gc->gamma_null ? NULL : gamma;
 
             bnorm_status st = bnorm_training_forward_with(kt, &s, x.p, tstrides(&x), y.p,
@@ -655,8 +648,8 @@ Test(training, gradient_identities, .timeout = 300)
         bnorm_rng rng;
         rng_for_case(&rng, base, 2, ci);
         tensor x, dy;
-        tensor_alloc(&x, s, ic->pad_inner, ic->pad_batch, pick_misalign(&rng));
-        tensor_alloc(&dy, s, ic->pad_inner, ic->pad_batch, pick_misalign(&rng));
+        tensor_alloc(&x, s, ic->pad_inner, ic->pad_batch, bnorm_fence_pick(&rng));
+        tensor_alloc(&dy, s, ic->pad_inner, ic->pad_batch, bnorm_fence_pick(&rng));
         for (size_t c = 0; c < C; c++)
             fill_channel(&rng, &x, c, ic->mean_sigmas);
         fill_normal(&rng, &dy);
@@ -679,9 +672,9 @@ Test(training, gradient_identities, .timeout = 300)
             describe(ctx, sizeof ctx, "identities", tb.t[ti].label, &s, &x, base);
             tensor dx;
             vec smean, sinv;
-            tensor_alloc(&dx, s, ic->pad_inner, ic->pad_batch, pick_misalign(&rng));
-            vec_alloc(&smean, C, pick_misalign(&rng));
-            vec_alloc(&sinv, C, pick_misalign(&rng));
+            tensor_alloc(&dx, s, ic->pad_inner, ic->pad_batch, bnorm_fence_pick(&rng));
+            vec_alloc(&smean, C, bnorm_fence_pick(&rng));
+            vec_alloc(&sinv, C, bnorm_fence_pick(&rng));
             /* y goes to dx's buffer first: it is overwritten by backward. */
             bnorm_status st = bnorm_training_forward_with(kt, &s, x.p, tstrides(&x), dx.p,
                                                           tstrides(&dx), NULL, NULL, 0.0f,
@@ -794,8 +787,8 @@ Test(training, forward_large_mean, .timeout = 600)
             char ctx[256];
             describe(ctx, sizeof ctx, "large mean", tb.t[ti].label, &s, &x, base);
             vec smean, sinv;
-            vec_alloc(&smean, C, pick_misalign(&rng));
-            vec_alloc(&sinv, C, pick_misalign(&rng));
+            vec_alloc(&smean, C, bnorm_fence_pick(&rng));
+            vec_alloc(&sinv, C, bnorm_fence_pick(&rng));
             memset(y.p, SENTINEL_BYTE, y.extent * sizeof(float));
             bnorm_status st = bnorm_training_forward_with(kt, &s, x.p, NULL, y.p, NULL, gamma,
                                                           beta, eps, smean.p, sinv.p, NULL);
@@ -884,7 +877,7 @@ Test(training, forward_constant_channel, .timeout = 300)
         bnorm_rng rng;
         rng_for_case(&rng, base, 4, ci);
         tensor x;
-        tensor_alloc(&x, s, cc->pad_inner, cc->pad_batch, pick_misalign(&rng));
+        tensor_alloc(&x, s, cc->pad_inner, cc->pad_batch, bnorm_fence_pick(&rng));
         for (size_t n = 0; n < s.n; n++)
             for (size_t i = 0; i < s.spatial; i++)
                 for (size_t c = 0; c < C; c++)
@@ -906,11 +899,11 @@ Test(training, forward_constant_channel, .timeout = 300)
             for (int conv = 0; conv < 2; conv++) {
                 tensor y;
                 vec smean, sinv, rmean, rvar;
-                tensor_alloc(&y, s, cc->pad_inner, cc->pad_batch, pick_misalign(&rng));
-                vec_alloc(&smean, C, pick_misalign(&rng));
-                vec_alloc(&sinv, C, pick_misalign(&rng));
-                vec_alloc(&rmean, C, pick_misalign(&rng));
-                vec_alloc(&rvar, C, pick_misalign(&rng));
+                tensor_alloc(&y, s, cc->pad_inner, cc->pad_batch, bnorm_fence_pick(&rng));
+                vec_alloc(&smean, C, bnorm_fence_pick(&rng));
+                vec_alloc(&sinv, C, bnorm_fence_pick(&rng));
+                vec_alloc(&rmean, C, bnorm_fence_pick(&rng));
+                vec_alloc(&rvar, C, bnorm_fence_pick(&rng));
                 for (size_t c = 0; c < C; c++) {
                     rmean.p[c] = 123.0f;
                     rvar.p[c] = 456.0f;
@@ -1181,10 +1174,10 @@ Test(training, running_stats, .timeout = 300)
                 rng_for_case(&rng, base, 5, ci * RUN_MODES + (size_t)mode);
                 tensor x, y;
                 vec rmean, rvar;
-                tensor_alloc(&x, s, rc->pad_inner, rc->pad_batch, pick_misalign(&rng));
-                tensor_alloc(&y, s, rc->pad_inner, rc->pad_batch, pick_misalign(&rng));
-                vec_alloc(&rmean, C, pick_misalign(&rng));
-                vec_alloc(&rvar, C, pick_misalign(&rng));
+                tensor_alloc(&x, s, rc->pad_inner, rc->pad_batch, bnorm_fence_pick(&rng));
+                tensor_alloc(&y, s, rc->pad_inner, rc->pad_batch, bnorm_fence_pick(&rng));
+                vec_alloc(&rmean, C, bnorm_fence_pick(&rng));
+                vec_alloc(&rvar, C, bnorm_fence_pick(&rng));
                 double *em = malloc(C * sizeof(double)), *ev = malloc(C * sizeof(double));
                 double *tm = malloc(C * sizeof(double)), *tv = malloc(C * sizeof(double));
                 cr_assert(em && ev && tm && tv);
@@ -1293,7 +1286,7 @@ Test(training, frozen_backward, .timeout = 300)
         bnorm_rng rng;
         rng_for_case(&rng, base, 6, ci);
         tensor dy;
-        tensor_alloc(&dy, s, fc->pad_inner, fc->pad_batch, pick_misalign(&rng));
+        tensor_alloc(&dy, s, fc->pad_inner, fc->pad_batch, bnorm_fence_pick(&rng));
         fill_normal(&rng, &dy);
         float *gamma = malloc(C * sizeof(float)), *var = malloc(C * sizeof(float));
         cr_assert(gamma && var);
@@ -1311,8 +1304,8 @@ Test(training, frozen_backward, .timeout = 300)
             char ctx[256];
             describe(ctx, sizeof ctx, "frozen", tb.t[ti].label, &s, &dy, base);
             tensor dx, ip;
-            tensor_alloc(&dx, s, fc->pad_inner + 1, fc->pad_batch, pick_misalign(&rng));
-            tensor_alloc(&ip, s, fc->pad_inner, fc->pad_batch, pick_misalign(&rng));
+            tensor_alloc(&dx, s, fc->pad_inner + 1, fc->pad_batch, bnorm_fence_pick(&rng));
+            tensor_alloc(&ip, s, fc->pad_inner, fc->pad_batch, bnorm_fence_pick(&rng));
             memcpy(ip.p, dy.p, dy.extent * sizeof(float));
             bnorm_status st = bnorm_frozen_backward_with(kt, &s, dy.p, tstrides(&dy), gp, var,
                                                          eps, dx.p, tstrides(&dx));
@@ -1426,8 +1419,8 @@ Test(training, in_place, .timeout = 300)
         bnorm_rng rng;
         rng_for_case(&rng, base, 7, ci);
         tensor x, dy;
-        tensor_alloc(&x, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
-        tensor_alloc(&dy, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
+        tensor_alloc(&x, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
+        tensor_alloc(&dy, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
         float *gamma = malloc(C * sizeof(float)), *beta = malloc(C * sizeof(float));
         cr_assert(gamma && beta);
         random_problem(&rng, &x, &dy, gamma, beta);
@@ -1437,19 +1430,19 @@ Test(training, in_place, .timeout = 300)
             describe(ctx, sizeof ctx, "in place", tb.t[ti].label, &s, &x, base);
             tensor y, xi, dx, dyi;
             vec sm[2], si[2], rm[2], rv[2], dg[2], db[2];
-            tensor_alloc(&y, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
-            tensor_alloc(&xi, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
-            tensor_alloc(&dx, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
-            tensor_alloc(&dyi, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
+            tensor_alloc(&y, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
+            tensor_alloc(&xi, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
+            tensor_alloc(&dx, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
+            tensor_alloc(&dyi, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
             memcpy(xi.p, x.p, x.extent * sizeof(float));
             memcpy(dyi.p, dy.p, dy.extent * sizeof(float));
             for (int k = 0; k < 2; k++) {
-                vec_alloc(&sm[k], C, pick_misalign(&rng));
-                vec_alloc(&si[k], C, pick_misalign(&rng));
-                vec_alloc(&rm[k], C, pick_misalign(&rng));
-                vec_alloc(&rv[k], C, pick_misalign(&rng));
-                vec_alloc(&dg[k], C, pick_misalign(&rng));
-                vec_alloc(&db[k], C, pick_misalign(&rng));
+                vec_alloc(&sm[k], C, bnorm_fence_pick(&rng));
+                vec_alloc(&si[k], C, bnorm_fence_pick(&rng));
+                vec_alloc(&rm[k], C, bnorm_fence_pick(&rng));
+                vec_alloc(&rv[k], C, bnorm_fence_pick(&rng));
+                vec_alloc(&dg[k], C, bnorm_fence_pick(&rng));
+                vec_alloc(&db[k], C, bnorm_fence_pick(&rng));
                 for (size_t c = 0; c < C; c++) {
                     rm[k].p[c] = 0.25f * (float)c;
                     rv[k].p[c] = 1.0f + 0.5f * (float)c;
@@ -1548,9 +1541,9 @@ Test(training, sums_independent_of_strides, .timeout = 300)
         tensor_alloc(&yref, s, 0, 0, 0);
         tensor_alloc(&dxref, s, 0, 0, 0);
         for (int p = 0; p < N_PADS; p++) {
-            tensor_alloc(&x[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
-            tensor_alloc(&dy[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
-            tensor_alloc(&out[p], s, stride_pads[p][0], stride_pads[p][1], pick_misalign(&rng));
+            tensor_alloc(&x[p], s, stride_pads[p][0], stride_pads[p][1], bnorm_fence_pick(&rng));
+            tensor_alloc(&dy[p], s, stride_pads[p][0], stride_pads[p][1], bnorm_fence_pick(&rng));
+            tensor_alloc(&out[p], s, stride_pads[p][0], stride_pads[p][1], bnorm_fence_pick(&rng));
         }
         float *gamma = malloc(C * sizeof(float)), *beta = malloc(C * sizeof(float));
         float *buf = malloc(18 * C * sizeof(float));
@@ -1664,12 +1657,12 @@ Test(training, channels_independent_of_neighbors, .timeout = 300)
         rng_for_case(&rng, base, 10, si);
         tensor x[2], dy[2], y[2], dx[2], out;
         for (int v = 0; v < 2; v++) {
-            tensor_alloc(&x[v], s, 0, 0, pick_misalign(&rng));
-            tensor_alloc(&dy[v], s, 0, 0, pick_misalign(&rng));
+            tensor_alloc(&x[v], s, 0, 0, bnorm_fence_pick(&rng));
+            tensor_alloc(&dy[v], s, 0, 0, bnorm_fence_pick(&rng));
             tensor_alloc(&y[v], s, 0, 0, 0);
             tensor_alloc(&dx[v], s, 0, 0, 0);
         }
-        tensor_alloc(&out, s, 0, 0, pick_misalign(&rng));
+        tensor_alloc(&out, s, 0, 0, bnorm_fence_pick(&rng));
         float gamma[3], beta[3];
         random_problem(&rng, &x[0], &dy[0], gamma, beta);
         copy_elements(&x[1], &x[0]);
@@ -2319,8 +2312,8 @@ Test(training, backward_subsets, .timeout = 300)
         bnorm_rng rng;
         rng_for_case(&rng, base, 8, ci);
         tensor x, dy;
-        tensor_alloc(&x, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
-        tensor_alloc(&dy, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
+        tensor_alloc(&x, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
+        tensor_alloc(&dy, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
         float *gamma = malloc(C * sizeof(float)), *beta = malloc(C * sizeof(float));
         float *smean = malloc(C * sizeof(float)), *sinv = malloc(C * sizeof(float));
         cr_assert(gamma && beta && smean && sinv);
@@ -2331,9 +2324,9 @@ Test(training, backward_subsets, .timeout = 300)
             describe(ctx, sizeof ctx, "subsets", tb.t[ti].label, &s, &x, base);
             tensor dx_all;
             vec dg_all, db_all;
-            tensor_alloc(&dx_all, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
-            vec_alloc(&dg_all, C, pick_misalign(&rng));
-            vec_alloc(&db_all, C, pick_misalign(&rng));
+            tensor_alloc(&dx_all, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
+            vec_alloc(&dg_all, C, bnorm_fence_pick(&rng));
+            vec_alloc(&db_all, C, bnorm_fence_pick(&rng));
             /* y into dx_all's buffer; backward overwrites it. */
             bnorm_status st = bnorm_training_forward_with(kt, &s, x.p, tstrides(&x), dx_all.p,
                                                           tstrides(&dx_all), gamma, beta, eps,
@@ -2348,9 +2341,9 @@ Test(training, backward_subsets, .timeout = 300)
             for (unsigned mask = 1; mask < 7; mask++) {
                 tensor dx;
                 vec dg, db;
-                tensor_alloc(&dx, s, lc->pad_inner, lc->pad_batch, pick_misalign(&rng));
-                vec_alloc(&dg, C, pick_misalign(&rng));
-                vec_alloc(&db, C, pick_misalign(&rng));
+                tensor_alloc(&dx, s, lc->pad_inner, lc->pad_batch, bnorm_fence_pick(&rng));
+                vec_alloc(&dg, C, bnorm_fence_pick(&rng));
+                vec_alloc(&db, C, bnorm_fence_pick(&rng));
                 st = bnorm_training_backward_with(
                     kt, &s, x.p, tstrides(&x), dy.p, tstrides(&dy), gamma, smean, sinv,
                     mask & 1 ? dx.p : NULL, tstrides(&dx), mask & 2 ? dg.p : NULL,
