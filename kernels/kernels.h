@@ -153,11 +153,11 @@ typedef bnorm_f32_dot_apply2_kernel *bnorm_f32_dot_apply2_fn;
  * payload. A NULL gamma or beta is the constant 1 or 0; a NULL mean drops the
  * product (shift[i] = (float)beta[i], also where s is infinite or NaN: the frozen
  * backward's dx = dy * scale). The outputs overlap no input.
- * bnorm_inference folds one image's planes BNORM_FOLD_SHORT channels at a time and
- * applies each block after folding it, so the apply's loads and stores run beside
- * the fold: a kernel that can trade the divider's work for other units' should not
- * in a fold that short (the divider is otherwise idle; the other units are the
- * apply's).
+ * bnorm_inference folds one image's dense planes of 40 floats or more
+ * (src/inference.c) BNORM_FOLD_SHORT channels at a time and applies each block after
+ * folding it, so the apply's loads and stores run beside the fold: a kernel that can
+ * trade the divider's work for other units' should not in a fold that short (the
+ * divider is otherwise idle; the other units are the apply's).
  */
 #define BNORM_FOLD_SHORT 32
 typedef void bnorm_f32_fold_kernel(size_t c, const float *gamma, const float *beta,

@@ -137,12 +137,20 @@ static BNORM_ALWAYS_INLINE bool rows_of(const bnorm_shape *shape, const bnorm_ge
     return bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1);
 }
 
+/* Floats per plane from which bnorm_inference runs one image's planes through
+ * fold_apply_planes (below). */
+#define PIPE_PLANE_MIN 40
+
 /* One image's planes, one after another in x and y, folded and applied
  * BNORM_FOLD_SHORT channels at a time by the kernels themselves: a block's fold (the
  * divider's work) then runs beside its neighbours' apply (the load and store ports')
  * in the core's reordering window, where a whole fold before the whole apply ran
  * alone. AVX2, one thread, 1x2048x7x7: 9.8 -> 8.5 us, against 7.9 for the apply
- * folded once (bench/README.md). */
+ * folded once (bench/README.md). Planes of fewer than PIPE_PLANE_MIN floats keep one
+ * long fold: there the fold is most of the call, and a long one is faster (the AVX2
+ * estimate); 1x2048xS, AVX2, best of 20 alternating runs of each, us: S = 2..32 5.8-7.9
+ * one fold, 6.9-8.3 in blocks; S = 36 7.6 and 7.4; S = 40..64 8.2-11.8 against
+ * 7.5-10.9 (the scalar table within 4% either way). */
 static BNORM_ALWAYS_INLINE void
 fold_apply_planes(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gy,
                   const float *x, float *y, const float *gamma, const float *beta,
@@ -175,8 +183,9 @@ fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *g
 {
     bool this_thread = task || !bnorm_parallel_active() ||
                        (c1 - c0) * shape->spatial <= BNORM_TASK_ELEMENTS;
-    if (this_thread && shape->n == 1 && !rows_of(shape, gx, gy) &&
-        gx->inner == shape->spatial && gy->inner == shape->spatial) {
+    if (this_thread && shape->n == 1 && shape->spatial >= PIPE_PLANE_MIN &&
+        !rows_of(shape, gx, gy) && gx->inner == shape->spatial &&
+        gy->inner == shape->spatial) {
         fold_apply_planes(k, shape, gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp,
                           c0, c1);
         return;

@@ -1865,8 +1865,9 @@ Test(inference_values, zero_variance_zero_eps_every_table)
 }
 
 /* bnorm_inference is bnorm_fold followed by bnorm_inference_apply, bit for bit, also
- * when C exceeds the block it folds on the stack (2048), and over one image's planes,
- * which it folds and applies in blocks of BNORM_FOLD_SHORT channels. */
+ * when C exceeds the block it folds on the stack (2048), and over one image's planes
+ * of 40 floats and more, which it folds and applies in blocks of BNORM_FOLD_SHORT
+ * channels. */
 Test(inference_values, equals_fold_then_apply)
 {
     uint64_t seed = bnorm_conf_seed(0x5eed0003);
@@ -1880,8 +1881,11 @@ Test(inference_values, equals_fold_then_apply)
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
         size_t c = cs[ci];
         for (int li = 0; li < 2; li++) {
-            for (size_t cell = 0; cell < 4; cell++) {
-                size_t n = 1 + cell % 2, spatial = 1 + cell / 2 * 2;
+            for (size_t cell = 0; cell < 6; cell++) {
+                /* rows; planes by the kernels' per-plane path; (49) by the dense walk,
+                 * whose vectors straddle planes, and for one image in blocks */
+                static const size_t spatials[] = {1, 3, 49};
+                size_t n = 1 + cell % 2, spatial = spatials[cell / 2];
                 bnorm_shape sh = {.n = n, .c = c, .spatial = spatial, .layout = layouts[li]};
                 size_t count = n * c * spatial;
                 float *x = malloc(count * sizeof(float));
