@@ -94,11 +94,11 @@ typedef struct bnorm_fence {
 
 /* Allocates count floats (count >= 1); returns data, or NULL if mmap fails. */
 float *bnorm_fence_alloc(bnorm_fence *f, size_t count, size_t misalign);
-/* A random position: at the guard, at the lead, or 0..15 floats past a 64-byte
- * boundary, a third each. */
+/* A random position: at the guard or at the lead (a quarter each), or 0..15 floats
+ * past a 64-byte boundary (half). */
 static inline size_t bnorm_fence_pick(bnorm_rng *r)
 {
-    size_t k = bnorm_rng_below(r, 3);
+    size_t k = bnorm_rng_below(r, 4);
     return k == 0 ? BNORM_FENCE_AT_GUARD : k == 1 ? BNORM_FENCE_AT_LEAD : bnorm_rng_below(r, 16);
 }
 /* True if no canary byte around the data changed. */
@@ -175,7 +175,7 @@ typedef struct bnorm_conf_case {
     size_t misalign;            /* BNORM_FENCE_AT_GUARD or _AT_LEAD, or 0..15 floats */
     bool specials;              /* NaN, +-Inf, -0 and denormals among the inputs */
     bnorm_activation act;
-    const char *variant;        /* "dense", "strided", "in-place", "misaligned" */
+    const char *variant;        /* "dense", "dense from a guard page", "strided", ... */
     uint64_t seed;              /* everything random about this case */
 } bnorm_conf_case;
 

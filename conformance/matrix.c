@@ -1,11 +1,11 @@
 /*
  * The shape matrix and the loop that runs an operation over it.
  *
- * Every shape of the matrix below (C x spatial x N, both layouts) runs dense with
- * its last element against a guard page or (every other case) its first element
- * right after one, and once more in one of three memory
- * variants, in turn: strided (padding between planes/pixels and images), in place,
- * or misaligned by 1..15 floats. A width sweep adds lengths
+ * Every shape of the matrix below (C x spatial x N, both layouts) runs dense, its
+ * last element against a guard page or (every other dense case) its first element
+ * right after one, and once more in one of three memory variants, in turn: strided
+ * (padding between planes/pixels and images), in place, or misaligned by 1..15
+ * floats. A width sweep adds lengths
  * below, at and above the kernels' vector (4, 8) and unroll (16, 32) widths in both
  * the contiguous dimension and the channel dimension. Tiny tensors (C = 1..33, one
  * or two pixels of one image: one kernel call, no plan) run in every memory variant.
@@ -104,7 +104,7 @@ typedef struct runner {
     const bnorm_conf_op *op;
     const bnorm_kernels *k;
     bnorm_rng rng;
-    size_t index;
+    size_t index, dense; /* cases run, dense cases run */
     bnorm_conf_result res;
 } runner;
 
@@ -118,9 +118,18 @@ static void run_case(runner *rn, bnorm_layout layout, size_t n, size_t c, size_t
     static const char *const variants[] = {"dense",      "strided",   "in-place",
                                            "misaligned", "batch-gap", "batch-gap in-place"};
     cs.variant = variants[variant];
-    if (variant == 0 && rn->index % 2) { /* dense: every other case at the lead */
-        cs.misalign = BNORM_FENCE_AT_LEAD;
-        cs.variant = "dense from a guard page";
+    /* Specials in a quarter of the cases. Dense cases count apart (they are every other
+     * case in much of the matrix, so the index's parity would pick the same kind
+     * every time): every other one starts right after a guard page, and specials
+     * come both ways. */
+    cs.specials = rn->index % 4 == 3;
+    if (variant == 0) {
+        size_t d = rn->dense++;
+        if (d % 2) {
+            cs.misalign = BNORM_FENCE_AT_LEAD;
+            cs.variant = "dense from a guard page";
+        }
+        cs.specials = d % 8 == 3 || d % 8 == 6;
     }
     switch (variant) {
     case 4:
@@ -149,7 +158,6 @@ static void run_case(runner *rn, bnorm_layout layout, size_t n, size_t c, size_t
         cs.act.hi = rn->index % 7 == 0 ? cs.act.lo
                                         : cs.act.lo + (float)fabs(2 * bnorm_rng_normal(&r));
     }
-    cs.specials = rn->index % 4 == 3;
     rn->index++;
     int len = snprintf(current_case, sizeof current_case, "%s [%s] ", rn->op->name,
                        rn->k->name);
