@@ -1,7 +1,7 @@
 /*
- * Conformance of the fold kernel (bnorm_f32_fold_kernel): each table's fold, on the
- * case's C channels, writes the reference's bits (bnorm_ref_fold; NaN for NaN) and
- * nothing else. The AVX2 fold computes some channels from an estimate that must
+ * Conformance of the fold kernels (bnorm_f32_fold_kernel): each table's fold and
+ * fold_pipelined, on the case's C channels, write the reference's bits
+ * (bnorm_ref_fold; NaN for NaN) and nothing else. The AVX2 fold computes some channels from an estimate that must
  * prove it rounds to the formula's float, or hand them to the formula; this op is
  * exact (tolerance 0) and runs wherever bnorm-check runs, so a table whose estimate
  * is poorer (SIMDe's translation on aarch64) is checked too.
@@ -106,31 +106,40 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
     const float *beta = omit & 2 ? NULL : buf[BETA];
     const float *mean = omit & 4 ? NULL : buf[MEAN];
 
-    k->fold(c, gamma, beta, mean, buf[VAR], eps, buf[SCALE], buf[SHIFT]);
-
     bnorm_ref_fold(c, gamma, beta, mean, buf[VAR], eps, want, want + c);
-    size_t bad = 0; /* the first channel whose outputs are not the reference's */
-    while (bad < c && bnorm_conf_same_bits(buf[SCALE][bad], want[bad]) &&
-           bnorm_conf_same_bits(buf[SHIFT][bad], want[c + bad]))
-        bad++;
-    if (bad < c) {
-        char msg[320];
-        snprintf(msg, sizeof msg,
-                 "channel %zu (gamma %a beta %a mean %a var %a eps %a): scale %a shift %a, "
-                 "want %a %a",
-                 bad, gamma ? (double)gamma[bad] : 1.0, beta ? (double)beta[bad] : 0.0,
-                 mean ? (double)mean[bad] : 0.0, (double)buf[VAR][bad], (double)eps,
-                 (double)buf[SCALE][bad], (double)buf[SHIFT][bad], (double)want[bad],
-                 (double)want[c + bad]);
-        bnorm_conf_fail(res, op, k, cs, msg);
-        goto out;
+    const bnorm_f32_fold_fn fns[] = {k->fold, k->fold_pipelined};
+    static const char *const names[] = {"fold", "fold_pipelined"};
+    for (size_t fi = 0; fi < COUNT(fns); fi++) {
+        for (size_t i = 0; i < c; i++) /* no result of the case: -777 */
+            buf[SCALE][i] = buf[SHIFT][i] = -777.0f;
+        fns[fi](c, gamma, beta, mean, buf[VAR], eps, buf[SCALE], buf[SHIFT]);
+        size_t bad = 0; /* the first channel whose outputs are not the reference's */
+        while (bad < c && bnorm_conf_same_bits(buf[SCALE][bad], want[bad]) &&
+               bnorm_conf_same_bits(buf[SHIFT][bad], want[c + bad]))
+            bad++;
+        if (bad < c) {
+            char msg[320];
+            snprintf(msg, sizeof msg,
+                     "%s: channel %zu (gamma %a beta %a mean %a var %a eps %a): scale %a "
+                     "shift %a, want %a %a",
+                     names[fi], bad, gamma ? (double)gamma[bad] : 1.0,
+                     beta ? (double)beta[bad] : 0.0, mean ? (double)mean[bad] : 0.0,
+                     (double)buf[VAR][bad], (double)eps, (double)buf[SCALE][bad],
+                     (double)buf[SHIFT][bad], (double)want[bad], (double)want[c + bad]);
+            bnorm_conf_fail(res, op, k, cs, msg);
+            goto out;
+        }
+        for (int b = 0; b < BUFFERS; b++)
+            ok &= bnorm_fence_intact(&f[b]);
+        for (int b = 0; b <= VAR; b++)
+            ok &= memcmp(copy[b], buf[b], c * sizeof(float)) == 0;
+        if (!ok) {
+            bnorm_conf_fail(res, op, k, cs,
+                            fi ? "fold_pipelined wrote outside scale and shift"
+                               : "fold wrote outside scale and shift");
+            goto out;
+        }
     }
-    for (int b = 0; b < BUFFERS; b++)
-        ok &= bnorm_fence_intact(&f[b]);
-    for (int b = 0; b <= VAR; b++)
-        ok &= memcmp(copy[b], buf[b], c * sizeof(float)) == 0;
-    if (!ok)
-        bnorm_conf_fail(res, op, k, cs, "wrote outside scale and shift");
 
 out:
     for (int b = 0; b < BUFFERS; b++)

@@ -153,17 +153,22 @@ typedef bnorm_f32_dot_apply2_kernel *bnorm_f32_dot_apply2_fn;
  * payload. A NULL gamma or beta is the constant 1 or 0; a NULL mean drops the
  * product (shift[i] = (float)beta[i], also where s is infinite or NaN: the frozen
  * backward's dx = dy * scale). The outputs overlap no input.
- * bnorm_inference folds one image's dense planes of 40 floats or more
- * (src/inference.c) BNORM_FOLD_SHORT channels at a time and applies each block after
- * folding it, so the apply's loads and stores run beside the fold: a kernel that can
- * trade the divider's work for other units' should not in a fold that short (the
- * divider is otherwise idle; the other units are the apply's).
  */
-#define BNORM_FOLD_SHORT 32
 typedef void bnorm_f32_fold_kernel(size_t c, const float *gamma, const float *beta,
                                    const float *mean, const float *var, float eps,
                                    float *scale, float *shift);
 typedef bnorm_f32_fold_kernel *bnorm_f32_fold_fn;
+
+/*
+ * fold_pipelined: exactly fold, bit for bit, for the folds that run beside an apply:
+ * bnorm_inference folds one image's dense planes of 40 floats or more
+ * (src/inference.c) BNORM_FOLD_PIPE channels at a time and applies each block after
+ * folding it, so the apply's loads and stores run beside the fold. A fold that
+ * trades the divider's work for other units' (AVX2's estimate) should not here: the
+ * divider is otherwise idle, and the other units are the apply's. An ISA without
+ * such a trade runs its fold.
+ */
+#define BNORM_FOLD_PIPE 32
 
 typedef struct bnorm_kernels {
     bnorm_isa isa;
@@ -174,7 +179,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_dot_fn dot_planes, dot_rows;
     bnorm_f32_moments_apply_fn moments_apply_planes;
     bnorm_f32_dot_apply2_fn dot_apply2_planes;
-    bnorm_f32_fold_fn fold;
+    bnorm_f32_fold_fn fold, fold_pipelined;
 } bnorm_kernels;
 
 /* Declares every kernel and the table of one ISA (through the kernel types above,
@@ -189,7 +194,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_dot_kernel bnorm_f32_dot_planes__##suffix, bnorm_f32_dot_rows__##suffix; \
     bnorm_f32_moments_apply_kernel bnorm_f32_moments_apply_planes__##suffix;        \
     bnorm_f32_dot_apply2_kernel bnorm_f32_dot_apply2_planes__##suffix;              \
-    bnorm_f32_fold_kernel bnorm_f32_fold__##suffix;                                 \
+    bnorm_f32_fold_kernel bnorm_f32_fold__##suffix, bnorm_f32_fold_pipelined__##suffix; \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */
@@ -209,6 +214,7 @@ typedef struct bnorm_kernels {
         .moments_apply_planes = bnorm_f32_moments_apply_planes__##suffix,           \
         .dot_apply2_planes = bnorm_f32_dot_apply2_planes__##suffix,                 \
         .fold = bnorm_f32_fold__##suffix,                                           \
+        .fold_pipelined = bnorm_f32_fold_pipelined__##suffix,                       \
     }
 
 BNORM_DECLARE_KERNELS(scalar);

@@ -1866,7 +1866,7 @@ Test(inference_values, zero_variance_zero_eps_every_table)
 
 /* bnorm_inference is bnorm_fold followed by bnorm_inference_apply, bit for bit, also
  * when C exceeds the block it folds on the stack (2048), and over one image's planes
- * of 40 floats and more, which it folds and applies in blocks of BNORM_FOLD_SHORT
+ * of 40 floats and more, which it folds and applies in blocks of BNORM_FOLD_PIPE
  * channels. */
 Test(inference_values, equals_fold_then_apply)
 {
