@@ -99,7 +99,9 @@ float *bnorm_fence_alloc(bnorm_fence *f, size_t count, size_t misalign);
 static inline size_t bnorm_fence_pick(bnorm_rng *r)
 {
     size_t k = bnorm_rng_below(r, 4);
-    return k == 0 ? BNORM_FENCE_AT_GUARD : k == 1 ? BNORM_FENCE_AT_LEAD : bnorm_rng_below(r, 16);
+    return k == 0   ? BNORM_FENCE_AT_GUARD
+           : k == 1 ? BNORM_FENCE_AT_LEAD
+                    : bnorm_rng_below(r, 16);
 }
 /* True if no canary byte around the data changed. */
 bool bnorm_fence_intact(const bnorm_fence *f);

@@ -51,7 +51,8 @@ bool bnorm_fence_intact(const bnorm_fence *f)
     const unsigned char *start = (const unsigned char *)f->data;
     const unsigned char *stop = start + f->count * sizeof(float);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return all_canary(f->map + page, start) && all_canary(stop, f->map + f->map_bytes - page);
+    return all_canary(f->map + page, start) &&
+           all_canary(stop, f->map + f->map_bytes - page);
 }
 
 void bnorm_fence_free(bnorm_fence *f)

@@ -1,10 +1,11 @@
 /*
  * Conformance of the fold kernels (bnorm_f32_fold_kernel): each table's fold and
  * fold_pipelined, on the case's C channels, write the reference's bits
- * (bnorm_ref_fold; NaN for NaN) and nothing else. The AVX2 fold computes some channels from an estimate that must
- * prove it rounds to the formula's float, or hand them to the formula; this op is
- * exact (tolerance 0) and runs wherever bnorm-check runs, so a table whose estimate
- * is poorer (SIMDe's translation on aarch64) is checked too.
+ * (bnorm_ref_fold; NaN for NaN) and nothing else. The AVX2 fold computes some
+ * channels from an estimate that must prove it rounds to the formula's float, or hand
+ * them to the formula; this op is exact (tolerance 0) and runs wherever bnorm-check
+ * runs, so a table whose estimate is poorer (SIMDe's translation on aarch64) is
+ * checked too.
  *
  * Channels, drawn per case: training-like statistics (var 0 or, in cases with
  * specials, NaN, infinite, subnormal or FLT_MAX); any bit pattern (cases with
@@ -134,9 +135,9 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
         for (int b = 0; b <= VAR; b++)
             ok &= memcmp(copy[b], buf[b], c * sizeof(float)) == 0;
         if (!ok) {
-            bnorm_conf_fail(res, op, k, cs,
-                            fi ? "fold_pipelined wrote outside scale and shift"
-                               : "fold wrote outside scale and shift");
+            char msg[64];
+            snprintf(msg, sizeof msg, "%s wrote outside scale and shift", names[fi]);
+            bnorm_conf_fail(res, op, k, cs, msg);
             goto out;
         }
     }

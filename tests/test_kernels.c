@@ -205,7 +205,8 @@ Test(kernels, rows_output_position_changes_no_bit)
  * moments_apply_planes is moments_planes followed by apply_planes (centered, no
  * clamp), bit for bit: the same sums (accumulated onto nonzero starting values) and
  * the same output, for lens across every vector and unroll boundary, padded strides,
- * the apply in place (ya == xa) or not, misaligned buffers and buffers against a guard page at either end.
+ * the apply in place (ya == xa) or not, misaligned buffers and buffers against a guard
+ * page at either end.
  */
 static bool fused_case(const bnorm_conf_table *t, size_t count, size_t len, bnorm_rng *rng,
                        uint64_t seed)
@@ -362,7 +363,8 @@ Test(kernels, dot_apply2_equals_dot_then_apply2, .timeout = 300)
  * plane lengths below, at and above every vector width (vectors that straddle plane
  * boundaries at every lane), counts around the unroll widths, every flag combination
  * (STREAM included), clamps with lo == 0 and lo == hi, special inputs (NaN, +-Inf,
- * -0), in place or not, misaligned buffers and buffers against a guard page at either end.
+ * -0), in place or not, misaligned buffers and buffers against a guard page at either
+ * end.
  */
 static const size_t dense_lens[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13,
                                     14, 15, 16, 17, 24, 31, 33, 49, 63, 64, 196};

@@ -1541,9 +1541,12 @@ Test(training, sums_independent_of_strides, .timeout = 300)
         tensor_alloc(&yref, s, 0, 0, 0);
         tensor_alloc(&dxref, s, 0, 0, 0);
         for (int p = 0; p < N_PADS; p++) {
-            tensor_alloc(&x[p], s, stride_pads[p][0], stride_pads[p][1], bnorm_fence_pick(&rng));
-            tensor_alloc(&dy[p], s, stride_pads[p][0], stride_pads[p][1], bnorm_fence_pick(&rng));
-            tensor_alloc(&out[p], s, stride_pads[p][0], stride_pads[p][1], bnorm_fence_pick(&rng));
+            tensor_alloc(&x[p], s, stride_pads[p][0], stride_pads[p][1],
+                         bnorm_fence_pick(&rng));
+            tensor_alloc(&dy[p], s, stride_pads[p][0], stride_pads[p][1],
+                         bnorm_fence_pick(&rng));
+            tensor_alloc(&out[p], s, stride_pads[p][0], stride_pads[p][1],
+                         bnorm_fence_pick(&rng));
         }
         float *gamma = malloc(C * sizeof(float)), *beta = malloc(C * sizeof(float));
         float *buf = malloc(18 * C * sizeof(float));
