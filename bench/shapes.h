@@ -13,7 +13,7 @@ namespace bench {
 struct Shape {
     size_t n, c, h, w;
     const char *role; // what the tensor is in a real network, or why it is awkward
-    bool dram;        // sized from this machine's last-level cache at run time
+    bool dram;        // the DRAM row: sized from this machine's LLC at run time
 
     size_t spatial() const { return h * w; }
     size_t elems() const { return n * c * h * w; }

@@ -1,10 +1,11 @@
 /*
- * CPU feature detection. Built with the baseline flags only: nothing here may
- * execute an instruction the oldest supported CPU lacks.
+ * CPU feature and cache size detection. Built with the baseline flags only: nothing
+ * here may execute an instruction the oldest supported CPU lacks.
  *   x86: CPUID for the instruction sets, XGETBV for the register state the OS saves
  *        (AVX needs XCR0 bits 1-2 = SSE+YMM; AVX-512 also bits 5-7 = opmask+ZMM).
  *   aarch64: getauxval(AT_HWCAP); Advanced SIMD is architectural.
  */
+#include <stdint.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -78,22 +79,87 @@ uint32_t bnorm_detect_cpu_features(void)
 }
 #endif
 
+size_t bnorm_cache_leaf_bytes(uint32_t eax, uint32_t ebx, uint32_t ecx)
+{
+    uint32_t type = eax & 0x1f; /* 0: no more caches, 1: data, 2: instruction, 3: unified */
+    if (type != 1 && type != 3)
+        return 0;
+    uint64_t ways = (ebx >> 22) + 1, partitions = ((ebx >> 12) & 0x3ff) + 1;
+    uint64_t line = (ebx & 0xfff) + 1, sets = (uint64_t)ecx + 1, bytes;
+    /* the first product is at most 2^32 */
+    if (__builtin_mul_overflow(ways * partitions * line, sets, &bytes) || bytes > SIZE_MAX)
+        return 0;
+    return (size_t)bytes;
+}
+
+/* The data or unified cache of `level` (0: the highest level there is) from CPUID's
+ * deterministic cache parameters, one leaf per cache: leaf 4 (Intel and others) or
+ * 0x8000001D (AMD and Hygon, with topology extensions). Each describes one instance
+ * of the cache, the part a core shares with its neighbours. sysconf's sizes come
+ * from these leaves on Intel but, for AMD's L3, from leaf 0x80000006, which may give
+ * the whole package: 320 MiB in a 2-vCPU Zen 4 guest whose cores share 32 MiB (the
+ * size this leaf and Linux's sysfs give). 0 when neither leaf describes it. */
+#if defined(__x86_64__) || defined(__i386__)
+static size_t cpuid_cache_bytes(unsigned level)
+{
+    unsigned a, b, c, d, leaf = 0;
+    if (__get_cpuid_max(0, NULL) >= 4) {
+        __cpuid_count(4, 0, a, b, c, d);
+        if (a & 0x1f)
+            leaf = 4;
+    }
+    if (!leaf && __get_cpuid_max(0x80000000, NULL) >= 0x8000001d &&
+        __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & (1u << 22)))
+        leaf = 0x8000001d;
+    size_t bytes = 0;
+    unsigned best = 0;
+    for (unsigned i = 0; leaf && i < 32; i++) {
+        __cpuid_count(leaf, i, a, b, c, d);
+        if ((a & 0x1f) == 0)
+            break;
+        unsigned l = (a >> 5) & 7;
+        size_t n = bnorm_cache_leaf_bytes(a, b, c);
+        if (n && (level ? l == level : l >= best)) {
+            best = l;
+            bytes = n;
+        }
+    }
+    return bytes;
+}
+#else
+static size_t cpuid_cache_bytes(unsigned level)
+{
+    (void)level;
+    return 0;
+}
+#endif
+
+#ifdef _SC_LEVEL2_CACHE_SIZE
+static size_t sysconf_bytes(int name)
+{
+    long bytes = sysconf(name);
+    return bytes > 0 ? (size_t)bytes : 0;
+}
+#endif
+
 size_t bnorm_detect_llc_bytes(void)
 {
-    long bytes = -1;
+    size_t bytes = cpuid_cache_bytes(0);
 #ifdef _SC_LEVEL3_CACHE_SIZE
-    bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (bytes <= 0)
-        bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (!bytes)
+        bytes = sysconf_bytes(_SC_LEVEL3_CACHE_SIZE);
+    if (!bytes)
+        bytes = sysconf_bytes(_SC_LEVEL2_CACHE_SIZE);
 #endif
-    return bytes > 0 ? (size_t)bytes : 0;
+    return bytes;
 }
 
 size_t bnorm_detect_l2_bytes(void)
 {
-    long bytes = -1;
+    size_t bytes = cpuid_cache_bytes(2);
 #ifdef _SC_LEVEL2_CACHE_SIZE
-    bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (!bytes)
+        bytes = sysconf_bytes(_SC_LEVEL2_CACHE_SIZE);
 #endif
-    return bytes > 0 ? (size_t)bytes : 0;
+    return bytes;
 }

@@ -10,11 +10,17 @@
 /* Detects the CPU's features (BNORM_CPU_* bits) now; pure, no caching. */
 uint32_t bnorm_detect_cpu_features(void);
 
-/* Size in bytes of the last-level data cache, or 0 if it cannot be found. */
+/* Size in bytes of the last-level data cache (one instance: what the cores that share
+ * it see), or 0 if it cannot be found. */
 size_t bnorm_detect_llc_bytes(void);
 
 /* Size in bytes of the (per-core) level-2 cache, or 0 if it cannot be found. */
 size_t bnorm_detect_l2_bytes(void);
+
+/* The size of the cache one CPUID deterministic-cache-parameters subleaf (leaf 4 or
+ * 0x8000001D: eax, ebx, ecx) describes: ways x partitions x line size x sets; 0 for
+ * an instruction cache, the end of the list, or a product that overflows. */
+size_t bnorm_cache_leaf_bytes(uint32_t eax, uint32_t ebx, uint32_t ecx);
 
 /* The table of isa compiled into this library, or NULL; independent of the CPU. */
 const bnorm_kernels *bnorm_kernels_for(bnorm_isa isa);

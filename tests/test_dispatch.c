@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -612,6 +613,89 @@ Test(first_use, threads_ask_for_the_isa_first) { race(0, NULL, best_supported); 
 Test(first_use, threads_apply_first) { race(1, NULL, best_supported); }
 Test(first_use, threads_mixed_first_calls) { race(3, NULL, best_supported); }
 Test(first_use, threads_with_environment) { race(3, "scalar", want_scalar); }
+
+/* ============================================================================== */
+/* Cache sizes (the streaming threshold and the cached passes derive from them)     */
+/* ============================================================================== */
+
+/* Subleaves of CPUID 0x8000001D read in a 2-vCPU Zen 4 (EPYC) guest: its L3 is 32
+ * MiB, where sysconf (from leaf 0x80000006) says 320 MiB. */
+Test(cache_sizes, leaf_decoding)
+{
+    cr_assert_eq(bnorm_cache_leaf_bytes(0x121, 0x1c0003f, 0x3f), (size_t)32 << 10, "L1d");
+    cr_assert_eq(bnorm_cache_leaf_bytes(0x122, 0x1c0003f, 0x3f), 0, "L1i: not data");
+    cr_assert_eq(bnorm_cache_leaf_bytes(0x143, 0x1c0003f, 0x7ff), (size_t)1 << 20, "L2");
+    cr_assert_eq(bnorm_cache_leaf_bytes(0x4163, 0x3c0003f, 0x7fff), (size_t)32 << 20, "L3");
+    cr_assert_eq(bnorm_cache_leaf_bytes(0, 0x3c0003f, 0x7fff), 0, "end of the list");
+    cr_assert_eq(bnorm_cache_leaf_bytes(0x164, 0x3c0003f, 0x7fff), 0, "reserved type");
+    /* 1024 ways x 1024 partitions x 4096-byte lines x 2^32 sets = 2^64 */
+    cr_assert_eq(bnorm_cache_leaf_bytes(0x63, 0xffffffff, 0xffffffff), 0, "overflow");
+    if (SIZE_MAX >= UINT64_MAX)
+        cr_assert_eq(bnorm_cache_leaf_bytes(0x63, 0xffffffff, 0xfffffffe),
+                     (size_t)(((uint64_t)1 << 32) * 0xffffffffu), "largest");
+}
+
+Test(cache_sizes, llc_holds_l2)
+{
+    size_t l2 = bnorm_detect_l2_bytes(), llc = bnorm_detect_llc_bytes();
+    cr_assert(!l2 || !llc || llc >= l2, "L2 %zu bytes, LLC %zu", l2, llc);
+}
+
+#if defined(HOST_X86) && defined(__linux__)
+/* A number from sysfs, with an optional K or M suffix; 0 if the file is absent. */
+static size_t sysfs_number(const char *dir, const char *name, char *word, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t v = 0;
+    word[0] = '\0';
+    if (fscanf(f, "%zu", &v) != 1) { /* a word (the type) */
+        if (fscanf(f, "%*[ \n]") < 0 || !fgets(word, (int)cap, f))
+            word[0] = '\0';
+        word[strcspn(word, "\n")] = '\0';
+    } else {
+        int c = fgetc(f);
+        v <<= c == 'K' ? 10 : c == 'M' ? 20 : 0;
+    }
+    fclose(f);
+    return v;
+}
+
+/* Linux's own view of the caches (on x86 the kernel reads the same CPUID leaves). */
+Test(cache_sizes, agree_with_linux_sysfs)
+{
+    size_t l2 = 0, llc = 0, llc_level = 0;
+    int found = 0;
+    for (int i = 0; i < 16; i++) {
+        char dir[128], word[32];
+        snprintf(dir, sizeof dir, "/sys/devices/system/cpu/cpu0/cache/index%d", i);
+        size_t level = sysfs_number(dir, "level", word, sizeof word);
+        if (!level)
+            continue;
+        found = 1;
+        sysfs_number(dir, "type", word, sizeof word);
+        if (strcmp(word, "Data") != 0 && strcmp(word, "Unified") != 0)
+            continue;
+        size_t size = sysfs_number(dir, "size", word, sizeof word);
+        if (level == 2)
+            l2 = size;
+        if (level >= llc_level) {
+            llc_level = level;
+            llc = size;
+        }
+    }
+    if (!found)
+        cr_skip_test("no cache information in /sys/devices/system/cpu/cpu0/cache");
+    cr_log_info("sysfs: L2 %zu bytes, L%zu %zu bytes", l2, llc_level, llc);
+    cr_expect_eq(bnorm_detect_l2_bytes(), l2, "L2: bnorm %zu, sysfs %zu",
+                 bnorm_detect_l2_bytes(), l2);
+    cr_expect_eq(bnorm_detect_llc_bytes(), llc, "LLC: bnorm %zu, sysfs %zu",
+                 bnorm_detect_llc_bytes(), llc);
+}
+#endif
 
 /* ============================================================================== */
 /* BNORM_STREAM_THRESHOLD (read once, at first use, like BNORM_ISA)               */
