@@ -367,7 +367,7 @@ Test(kernels, dot_apply2_equals_dot_then_apply2, .timeout = 300)
  * end.
  */
 static const size_t dense_lens[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13,
-                                    14, 15, 16, 17, 24, 31, 33, 49, 63, 64, 196};
+                                    14, 15, 16, 17, 24, 31, 33, 49, 63, 64, 196, 255};
 static const size_t dense_counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33};
 
 static bool dense_case(const bnorm_conf_table *t, size_t count, size_t len, unsigned flags,

@@ -41,6 +41,7 @@ typedef struct dense_run {
     size_t len, i, e; /* i: the next vector; e: where the current plane ends */
     dense_par c;      /* the current plane's broadcasts */
     __m256 lo, hi;    /* the clamp */
+    bool stream;      /* whole vectors stored non-temporally (set after dense_begin) */
 } dense_run;
 
 /* The value of the vector whose x (and dy) values are xv (dv). */
@@ -57,8 +58,11 @@ ALWAYS_INLINE void dense_vec(const dense_run *r, size_t i, dense_par q, bool two
                              bool center)
 {
     __m256 dv = two ? _mm256_loadu_ps(r->dy + i) : _mm256_setzero_ps();
-    _mm256_storeu_ps(r->y + i,
-                     dense_value(_mm256_loadu_ps(r->x + i), dv, q, r, two, clamp, center));
+    __m256 v = dense_value(_mm256_loadu_ps(r->x + i), dv, q, r, two, clamp, center);
+    if (r->stream) /* y + i is on the 32-byte grid */
+        _mm256_stream_ps(r->y + i, v);
+    else
+        _mm256_storeu_ps(r->y + i, v);
 }
 
 /* The n < 8 floats at i, with the current plane's broadcasts. */
@@ -84,6 +88,7 @@ ALWAYS_INLINE void dense_begin(dense_run *r, size_t len, const float *x, const f
     r->lo = lo;
     r->hi = hi;
     r->len = len;
+    r->stream = false;
     r->c.a = _mm256_broadcast_ss(a);
     r->c.b = _mm256_broadcast_ss(b);
     r->c.m = center || two ? _mm256_broadcast_ss(m) : z;
