@@ -13,20 +13,34 @@ static void copy_floats(float *dst, const float *src, size_t n)
     memcpy(dst, src, n * sizeof(float));
 }
 
-/* (Longer patterns, up to BNORM_PATTERN_MAX, cost more to fill than they save in
- * per-row overhead: measured, no consistent gain.) No division: this runs on every
- * call, and tiny tensors are dominated by such fixed costs. */
-size_t bnorm_pattern_len(size_t c, size_t total)
+/* The shortest multiple of lcm(c, 8) of at least `least` floats, if it is at most
+ * BNORM_PATTERN_MAX. No division: this runs on every call, and tiny tensors are
+ * dominated by such fixed costs. */
+static size_t pattern_len(size_t c, size_t total, size_t least)
 {
     if (c > BNORM_PATTERN_MAX || total <= c) /* one row: nothing to expand */
         return 0;
     unsigned tz = (unsigned)__builtin_ctzll((unsigned long long)c);
     size_t l = tz >= 3 ? c : c << (3 - tz); /* lcm(c, 8) */
     size_t p = l;
-    while (p < 64)
+    while (p < least)
         p += l;
     return p <= BNORM_PATTERN_MAX ? p : 0;
 }
+
+/* (Longer patterns, up to BNORM_PATTERN_MAX, cost more to fill than they save in
+ * per-row overhead in cache: measured, no consistent gain.) */
+size_t bnorm_pattern_len(size_t c, size_t total)
+{
+    return pattern_len(c, total, 64);
+}
+
+/* Streamed rows are at least STREAM_ROW_MIN floats where a pattern makes them so:
+ * the streaming path's fixed cost per four rows (their heads, the step count, the
+ * rest) shows at memory speed on short rows. Zen 4, AVX2, NHWC 1x64x512x512 apply,
+ * rows of 64 -> 256: 3.97-4.51 -> 3.42-4.18 ms on a page, 7.26 -> 4.09 ms 16 bytes
+ * past one (stream copy 3.3-4.0 ms). */
+enum { STREAM_ROW_MIN = 256 };
 
 /* bnorm_apply_plan_init's body, inlined where bnorm_apply_channels plans, so that a
  * plan run as one kernel call costs no call of its own. */
@@ -98,7 +112,8 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     size_t p;
     if (pattern && !plan->per_item_ab && plan->groups == 1 && nc == shape->c &&
         plan->x_item == nc && plan->y_item == nc &&
-        (p = bnorm_pattern_len(nc, plan->items * nc)) != 0) {
+        (p = pattern_len(nc, plan->items * nc,
+                         plan->flags & BNORM_KF_STREAM ? STREAM_ROW_MIN : 64)) != 0) {
         size_t total = plan->items * nc;
         size_t fill = total < p ? total : p;
         if (p > nc) { /* p == nc: the arrays themselves are the pattern */

@@ -70,7 +70,8 @@ typedef struct bnorm_apply_pattern {
  * Plans y = act(x * a[c] + b[c]), or act((x - m[c]) * a[c] + b[c]) when m is not
  * NULL, over channels [c0, c1) of a checked tensor; a, b and m hold the c1 - c0
  * values of that range. With `pattern` non-NULL and the range covering every
- * channel, a dense row tensor gets the periodic plan.
+ * channel, a dense row tensor gets the periodic plan: rows of bnorm_pattern_len's
+ * length, or of at least 256 floats when the output is streamed.
  */
 void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
                            const bnorm_shape *shape, const bnorm_geom *gx,

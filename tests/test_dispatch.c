@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -766,6 +767,71 @@ static unsigned recorded_flags;
 RECORDING(apply_planes)
 RECORDING(apply_planes_dense)
 RECORDING(apply_rows)
+
+/* Streamed NHWC rows are expanded to a pattern of at least 256 floats where one fits
+ * (apply_plan.c): record the longest row the rows kernel gets (the last row can be
+ * shorter), and run the active table's. */
+static size_t longest_row;
+static void longest_apply_rows(size_t count, size_t len, const float *x, size_t xs,
+                                float *y, size_t ys, const float *a, const float *b,
+                                const float *m, float lo, float hi, unsigned flags)
+{
+    if (len > longest_row)
+        longest_row = len;
+    bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
+}
+
+/* The values are the rows kernel's over rows of C (an elementwise operation: the
+ * rows it is cut into cannot change a bit), the row lengths as planned. */
+Test(stream_threshold, streamed_rows_are_periodic_and_exact)
+{
+    const size_t t = threshold_with("1M");
+    const bnorm_kernels *k = bnorm_active_kernels();
+    bnorm_kernels rec = *k;
+    rec.apply_rows = longest_apply_rows;
+    /* C: the expected row (the shortest multiple of lcm(C, 8) of at least 256 floats,
+     * C itself when that is over 512) */
+    const size_t cs[][2] = {{3, 264}, {17, 272}, {64, 256}, {100, 400},
+                            {128, 256}, {200, 400}, {300, 300}, {513, 513}};
+    const bnorm_activation acts[] = {{BNORM_ACT_NONE, 0.0f, 0.0f},
+                                     {BNORM_ACT_CLAMP, -0.5f, 0.75f}};
+    uint64_t seed = 0x5354524dull;
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        size_t c = cs[i][0], pixels = t / sizeof(float) / c + 3, n = pixels * c;
+        float *x = malloc(n * sizeof(float)), *y = malloc((n + 1) * sizeof(float));
+        float *want = malloc(n * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
+        cr_assert(x && y && want && ab);
+        for (size_t j = 0; j < n; j++)
+            x[j] = (float)((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >>
+                           40) * 0x1p-20f - 8.0f;
+        for (size_t j = 0; j < 2 * c; j++)
+            ab[j] = (float)((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >>
+                            40) * 0x1p-23f - 1.0f;
+        for (size_t ai = 0; ai < 2; ai++) {
+            const bnorm_activation *act = &acts[ai];
+            bool clamp = act->kind == BNORM_ACT_CLAMP;
+            k->apply_rows(pixels, c, x, c, want, c, ab, ab + c, NULL,
+                          clamp ? act->lo : -INFINITY, clamp ? act->hi : INFINITY,
+                          clamp ? BNORM_KF_CLAMP : 0);
+            for (size_t off = 0; off < 2; off++) { /* y on 32 bytes, and 4 bytes past */
+                float *yo = y + off;
+                memset(yo, 0, n * sizeof(float));
+                bnorm_shape sh = {1, c, pixels, BNORM_NHWC};
+                longest_row = 0;
+                cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, yo, NULL, ab,
+                                                        ab + c, act),
+                             BNORM_OK);
+                cr_expect_eq(longest_row, cs[i][1], "C=%zu: rows of %zu", c, longest_row);
+                cr_expect(memcmp(yo, want, n * sizeof(float)) == 0,
+                          "C=%zu act=%zu y+%zu: values differ from rows of C", c, ai, off);
+            }
+        }
+        free(x);
+        free(y);
+        free(want);
+        free(ab);
+    }
+}
 
 Test(stream_threshold, applies_stream_from_the_threshold_on)
 {
