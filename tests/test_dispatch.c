@@ -768,6 +768,58 @@ RECORDING(apply_planes)
 RECORDING(apply_planes_dense)
 RECORDING(apply_rows)
 
+/* Above the threshold, outputs whose kernel spans are short (planes of fewer than
+ * 8 floats, strided planes or rows of fewer than 256) are not streamed: each span
+ * would start or end in part of a line. Dense planes of 8 or more are, and dense
+ * rows are, in their periodic pattern. */
+Test(stream_threshold, short_spans_are_not_streamed)
+{
+    const size_t t = threshold_with("1M");
+    bnorm_kernels rec = *bnorm_kernels_for(BNORM_ISA_SCALAR);
+    rec.apply_planes = recording_apply_planes;
+    rec.apply_planes_dense = recording_apply_planes_dense;
+    rec.apply_rows = recording_apply_rows;
+    const struct {
+        size_t c, spatial, inner; /* inner 0: dense */
+        bnorm_layout layout;
+        bool streams;
+    } cases[] = {
+        {64, 4, 0, BNORM_NCHW, false},  {64, 7, 0, BNORM_NCHW, false},
+        {64, 8, 0, BNORM_NCHW, true},   {64, 49, 0, BNORM_NCHW, true},
+        {64, 49, 52, BNORM_NCHW, false}, {64, 255, 256, BNORM_NCHW, false},
+        {64, 256, 264, BNORM_NCHW, true}, {17, 0, 0, BNORM_NHWC, true},
+        {17, 0, 20, BNORM_NHWC, false}, {300, 0, 0, BNORM_NHWC, true},
+        {200, 0, 204, BNORM_NHWC, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t c = cases[i].c, inner = cases[i].inner;
+        size_t per = cases[i].layout == BNORM_NCHW ? cases[i].spatial : c;
+        size_t step = inner ? inner : per; /* floats per plane or pixel in memory */
+        size_t spatial = cases[i].spatial;
+        if (cases[i].layout == BNORM_NHWC) /* enough pixels for 2 x the threshold */
+            spatial = 2 * t / sizeof(float) / step + 1;
+        size_t n = cases[i].layout == BNORM_NCHW ? 2 * t / sizeof(float) / (c * step) + 1
+                                                 : 1;
+        size_t floats = n * (cases[i].layout == BNORM_NCHW ? c : spatial) * step;
+        float *x = calloc(floats, sizeof(float)), *y = malloc(floats * sizeof(float));
+        float *ab = calloc(2 * c, sizeof(float));
+        cr_assert(x && y && ab);
+        bnorm_shape sh = {n, c, spatial, cases[i].layout};
+        bnorm_strides st = {step, floats / n};
+        recorded_flags = 0;
+        cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, inner ? &st : NULL, y,
+                                                inner ? &st : NULL, ab, ab + c, NULL),
+                     BNORM_OK);
+        cr_expect_eq((recorded_flags & BNORM_KF_STREAM) != 0, cases[i].streams,
+                     "case %zu: %s C=%zu spatial=%zu inner=%zu: streamed %d", i,
+                     cases[i].layout == BNORM_NCHW ? "nchw" : "nhwc", c, spatial, inner,
+                     (recorded_flags & BNORM_KF_STREAM) != 0);
+        free(x);
+        free(y);
+        free(ab);
+    }
+}
+
 /* Streamed NHWC rows are expanded to a pattern of at least 256 floats where one fits
  * (apply_plan.c): record the longest row the rows kernel gets (the last row can be
  * shorter), and run the active table's. */
