@@ -108,7 +108,7 @@ static size_t cpuid_cache_bytes(unsigned level)
         if (a & 0x1f)
             leaf = 4;
     }
-    if (!leaf && __get_cpuid_max(0x80000000, NULL) >= 0x8000001d &&
+    if (!leaf && (unsigned)__get_cpuid_max(0x80000000, NULL) >= 0x8000001du &&
         __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & (1u << 22)))
         leaf = 0x8000001d;
     size_t bytes = 0;
