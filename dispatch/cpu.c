@@ -92,25 +92,28 @@ size_t bnorm_cache_leaf_bytes(uint32_t eax, uint32_t ebx, uint32_t ecx)
     return (size_t)bytes;
 }
 
-/* The data or unified cache of `level` (0: the highest level there is) from CPUID's
- * deterministic cache parameters, one leaf per cache: leaf 4 (Intel and others) or
- * 0x8000001D (AMD and Hygon, with topology extensions). Each describes one instance
- * of the cache, the part a core shares with its neighbours. sysconf's sizes come
- * from these leaves on Intel but, for AMD's L3, from leaf 0x80000006, which may give
- * the whole package: 320 MiB in a 2-vCPU Zen 4 guest whose cores share 32 MiB (the
- * size this leaf and Linux's sysfs give). 0 when neither leaf describes it. */
+/* The data or unified cache of `level` (0: the highest level there is, an L4 where
+ * one is reported, as sysfs has it) from CPUID's deterministic cache parameters,
+ * one subleaf per cache, in the leaf Linux reads for the vendor: 0x8000001D on AMD
+ * and Hygon (with topology extensions), leaf 4 on the others. Each describes one
+ * instance of the cache, the part a core shares with its neighbours. sysconf's sizes
+ * come from these leaves on Intel but, for AMD's L3, from leaf 0x80000006, which may
+ * give the whole package: 320 MiB in a 2-vCPU Zen 4 guest whose cores share 32 MiB
+ * (the size 0x8000001D and Linux's sysfs give). 0 when the leaf describes none. The
+ * answer is the calling core's: on CPUs with two kinds of core it can differ from
+ * core to core (speed only: the stream threshold and the cached pass). */
 #if defined(__x86_64__) || defined(__i386__)
 static size_t cpuid_cache_bytes(unsigned level)
 {
-    unsigned a, b, c, d, leaf = 0;
-    if (__get_cpuid_max(0, NULL) >= 4) {
-        __cpuid_count(4, 0, a, b, c, d);
-        if (a & 0x1f)
-            leaf = 4;
+    unsigned a, b, c, d, vendor = 0, leaf = 0;
+    unsigned max = (unsigned)__get_cpuid_max(0, &vendor);
+    if (vendor == 0x68747541u || vendor == 0x6f677948u) { /* "Auth"enticAMD, "Hygo"nGenuine */
+        if ((unsigned)__get_cpuid_max(0x80000000, NULL) >= 0x8000001du &&
+            __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & (1u << 22)))
+            leaf = 0x8000001d;
+    } else if (max >= 4) {
+        leaf = 4;
     }
-    if (!leaf && (unsigned)__get_cpuid_max(0x80000000, NULL) >= 0x8000001du &&
-        __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & (1u << 22)))
-        leaf = 0x8000001d;
     size_t bytes = 0;
     unsigned best = 0;
     for (unsigned i = 0; leaf && i < 32; i++) {

@@ -23,15 +23,20 @@
 
 #include "bnorm.h"
 
+/* The plans stream no spans shorter than this (floats), except dense planes, which
+ * apply_planes_dense may walk as one run (AVX2 does, streamed, below this length):
+ * a shorter span would start or end in part of a line too often. */
+#define BNORM_STREAM_SPAN_MIN 256
+
 /* Flags for the apply family. */
 enum {
     /* y = min(max(v, lo), hi) after the affine step (ReLU is clamp(0, +inf)); NaN
      * stays NaN. Without it lo and hi are ignored. */
     BNORM_KF_CLAMP = 1u << 0,
     /* Non-temporal stores: the output will not be read again soon, being at least
-     * the stream threshold (half the reported last-level cache, or
-     * BNORM_STREAM_THRESHOLD; dispatch.c). A hint: kernels without such stores
-     * ignore it. */
+     * the stream threshold (half the last-level cache, or BNORM_STREAM_THRESHOLD;
+     * dispatch.c), in spans of at least BNORM_STREAM_SPAN_MIN floats or dense planes
+     * of at least 8 (apply_plan.c). A hint: kernels without such stores ignore it. */
     BNORM_KF_STREAM = 1u << 1,
     /* Centered form v = (x - m[ch]) * a[ch] + b[ch]; without it m is never read
      * (it may be NULL) and v = x * a[ch] + b[ch]. Training uses it: a constant

@@ -35,12 +35,6 @@ size_t bnorm_pattern_len(size_t c, size_t total)
     return pattern_len(c, total, 64);
 }
 
-/* Streamed rows are at least STREAM_ROW_MIN floats where a pattern makes them so:
- * the streaming path's fixed cost per four rows (their heads, the step count, the
- * rest) shows at memory speed on short rows. Zen 4, AVX2, NHWC 1x64x512x512 apply,
- * rows of 64 -> 256: 3.97-4.51 -> 3.42-4.18 ms on a page, 7.26 -> 4.09 ms 16 bytes
- * past one (stream copy 3.3-4.0 ms). */
-enum { STREAM_ROW_MIN = 256 };
 
 /* bnorm_apply_plan_init's body, inlined where bnorm_apply_channels plans, so that a
  * plan run as one kernel call costs no call of its own. */
@@ -61,8 +55,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     plan->lo = lo;
     plan->hi = hi;
     plan->flags = (clamp ? BNORM_KF_CLAMP : 0) | (m ? BNORM_KF_CENTER : 0);
-    if (bnorm_apply_plan_streams(gy))
-        plan->flags |= BNORM_KF_STREAM;
+    bool large = bnorm_apply_plan_streams(gy);
 
     if (!bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
         /* Planes that follow each other are one array to the kernel: no partial
@@ -109,11 +102,15 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     }
     plan->last_len = plan->len;
 
+    /* Streamed rows are at least BNORM_STREAM_SPAN_MIN floats where a pattern makes
+     * them so: the streaming path's fixed cost per four rows (their heads, the step
+     * count, the rest) shows at memory speed on short rows. Zen 4, AVX2, NHWC
+     * 1x64x512x512 apply, rows of 64 -> 256: 3.97-4.51 -> 3.42-4.18 ms on a page,
+     * 7.26 -> 4.09 ms 16 bytes past one (stream copy 3.3-4.0 ms). */
     size_t p;
     if (pattern && !plan->per_item_ab && plan->groups == 1 && nc == shape->c &&
         plan->x_item == nc && plan->y_item == nc &&
-        (p = pattern_len(nc, plan->items * nc,
-                         plan->flags & BNORM_KF_STREAM ? STREAM_ROW_MIN : 64)) != 0) {
+        (p = pattern_len(nc, plan->items * nc, large ? BNORM_STREAM_SPAN_MIN : 64)) != 0) {
         size_t total = plan->items * nc;
         size_t fill = total < p ? total : p;
         if (p > nc) { /* p == nc: the arrays themselves are the pattern */
@@ -139,14 +136,8 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
         plan->last_len = total - (plan->items - 1) * p;
         plan->x_item = plan->y_item = p;
     }
-    /* Streamed spans shorter than STREAM_ROW_MIN floats each start or end in part
-     * of a line too often: written around the cache they cost more than through it
-     * (Zen 4, AVX2, 64 MiB of planes of 9 floats: 36 ms streamed, 5.1 not). Dense
-     * planes of a vector or more are exempt: apply_planes_dense may walk them as one
-     * run (AVX2 does, streamed, under 256 floats: planes of 9 5.4 ms, of 49 3.5). */
-    if ((plan->flags & BNORM_KF_STREAM) && plan->len < STREAM_ROW_MIN &&
-        !(plan->fn == k->apply_planes_dense && plan->len >= 8))
-        plan->flags &= ~(unsigned)BNORM_KF_STREAM;
+    if (large && bnorm_apply_spans_stream(plan->len, plan->fn == k->apply_planes_dense))
+        plan->flags |= BNORM_KF_STREAM;
 }
 
 void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
@@ -162,6 +153,16 @@ bool bnorm_apply_plan_streams(const bnorm_geom *gy)
 {
     size_t bytes = gy->extent * sizeof(float);
     return bytes >= BNORM_STREAM_MIN_BYTES && bytes >= bnorm_stream_threshold();
+}
+
+/* Streamed spans shorter than BNORM_STREAM_SPAN_MIN floats each start or end in part
+ * of a line too often: written around the cache they cost more than through it (Zen
+ * 4, AVX2, 64 MiB of planes of 9 floats: 36 ms streamed, 5.1 not). Dense planes of a
+ * vector or more are exempt: apply_planes_dense may walk them as one run (AVX2 does,
+ * streamed, under 256 floats: planes of 9 5.4 ms, of 49 3.5). */
+bool bnorm_apply_spans_stream(size_t len, bool dense_planes)
+{
+    return len >= BNORM_STREAM_SPAN_MIN || (dense_planes && len >= 8);
 }
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan)

@@ -10,7 +10,8 @@
  *     scale and shift);
  *   - a dense tensor of rows whose scale/shift repeat with a short period C is one
  *     long array: items are rows of a pattern of whole periods, P = a multiple of
- *     lcm(C, 8) >= 64 floats, so small C costs no per-row tail.
+ *     lcm(C, 8) >= 64 floats (>= BNORM_STREAM_SPAN_MIN when streamed), so small C
+ *     costs no per-row tail.
  * bnorm_apply_plan_run(plan, begin, end) runs any sub-range of the items; any split
  * of [0, bnorm_apply_plan_items(plan)) gives the same result, bit for bit, which is
  * what bnorm_apply_plan_execute relies on to spread the items over threads (planes
@@ -81,8 +82,14 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan);
 
-/* Whether a plan writing the tensor gy describes uses non-temporal stores. */
+/* Whether the tensor gy describes is large enough to be written with non-temporal
+ * stores; a plan then streams it if its spans are long enough as well
+ * (bnorm_apply_spans_stream). */
 bool bnorm_apply_plan_streams(const bnorm_geom *gy);
+
+/* Whether spans of len floats (dense_planes: planes that follow each other, which
+ * apply_planes_dense writes) are streamed when the output is large enough. */
+bool bnorm_apply_spans_stream(size_t len, bool dense_planes);
 
 void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end);
 

@@ -9,11 +9,12 @@
  * processes (e.g. --no-fork/--debug) fails them loudly instead of letting the
  * environment tests pass or fail by accident.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_setaffinity */
 
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -665,14 +666,24 @@ static size_t sysfs_number(const char *dir, const char *name, char *word, size_t
     return v;
 }
 
-/* Linux's own view of the caches (on x86 the kernel reads the same CPUID leaves). */
+/* Linux's own view of the caches (on x86 the kernel reads the same CPUID leaves),
+ * for the CPU this test is pinned to: CPUs with two kinds of core have two L2 (or
+ * L3) sizes. */
 Test(cache_sizes, agree_with_linux_sysfs)
 {
+    cpu_set_t set;
+    int cpu = 0;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    while (cpu < CPU_SETSIZE - 1 && !CPU_ISSET(cpu, &set))
+        cpu++;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    cr_assert_eq(sched_setaffinity(0, sizeof set, &set), 0, "pinning to CPU %d", cpu);
     size_t l2 = 0, llc = 0, llc_level = 0;
     int found = 0;
     for (int i = 0; i < 16; i++) {
         char dir[128], word[32];
-        snprintf(dir, sizeof dir, "/sys/devices/system/cpu/cpu0/cache/index%d", i);
+        snprintf(dir, sizeof dir, "/sys/devices/system/cpu/cpu%d/cache/index%d", cpu, i);
         size_t level = sysfs_number(dir, "level", word, sizeof word);
         if (!level)
             continue;
@@ -689,8 +700,8 @@ Test(cache_sizes, agree_with_linux_sysfs)
         }
     }
     if (!found)
-        cr_skip_test("no cache information in /sys/devices/system/cpu/cpu0/cache");
-    cr_log_info("sysfs: L2 %zu bytes, L%zu %zu bytes", l2, llc_level, llc);
+        cr_skip_test("no cache information in /sys/devices/system/cpu/cpu%d/cache", cpu);
+    cr_log_info("sysfs, CPU %d: L2 %zu bytes, L%zu %zu bytes", cpu, l2, llc_level, llc);
     cr_expect_eq(bnorm_detect_l2_bytes(), l2, "L2: bnorm %zu, sysfs %zu",
                  bnorm_detect_l2_bytes(), l2);
     cr_expect_eq(bnorm_detect_llc_bytes(), llc, "LLC: bnorm %zu, sysfs %zu",
@@ -771,7 +782,7 @@ RECORDING(apply_rows)
 /* Above the threshold, outputs whose kernel spans are short (planes of fewer than
  * 8 floats, strided planes or rows of fewer than 256) are not streamed: each span
  * would start or end in part of a line. Dense planes of 8 or more are, and dense
- * rows are, in their periodic pattern. */
+ * rows are, in their periodic pattern (NCHW with spatial 1: rows of C per image). */
 Test(stream_threshold, short_spans_are_not_streamed)
 {
     const size_t t = threshold_with("1M");
@@ -789,7 +800,8 @@ Test(stream_threshold, short_spans_are_not_streamed)
         {64, 49, 52, BNORM_NCHW, false}, {64, 255, 256, BNORM_NCHW, false},
         {64, 256, 264, BNORM_NCHW, true}, {17, 0, 0, BNORM_NHWC, true},
         {17, 0, 20, BNORM_NHWC, false}, {300, 0, 0, BNORM_NHWC, true},
-        {200, 0, 204, BNORM_NHWC, false},
+        {200, 0, 204, BNORM_NHWC, false}, {64, 1, 0, BNORM_NCHW, true},
+        {1000, 1, 0, BNORM_NCHW, true},  {64, 1, 2, BNORM_NCHW, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t c = cases[i].c, inner = cases[i].inner;
@@ -822,7 +834,7 @@ Test(stream_threshold, short_spans_are_not_streamed)
 
 /* Streamed NHWC rows are expanded to a pattern of at least 256 floats where one fits
  * (apply_plan.c): record the longest row the rows kernel gets (the last row can be
- * shorter), and run the active table's. */
+ * shorter) and its flags, and run the active table's. */
 static size_t longest_row;
 static void longest_apply_rows(size_t count, size_t len, const float *x, size_t xs,
                                 float *y, size_t ys, const float *a, const float *b,
@@ -830,6 +842,7 @@ static void longest_apply_rows(size_t count, size_t len, const float *x, size_t 
 {
     if (len > longest_row)
         longest_row = len;
+    recorded_flags |= flags;
     bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
 }
 
@@ -870,10 +883,12 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
                 memset(yo, 0, n * sizeof(float));
                 bnorm_shape sh = {1, c, pixels, BNORM_NHWC};
                 longest_row = 0;
+                recorded_flags = 0;
                 cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, yo, NULL, ab,
                                                         ab + c, act),
                              BNORM_OK);
                 cr_expect_eq(longest_row, cs[i][1], "C=%zu: rows of %zu", c, longest_row);
+                cr_expect(recorded_flags & BNORM_KF_STREAM, "C=%zu: not streamed", c);
                 cr_expect(memcmp(yo, want, n * sizeof(float)) == 0,
                           "C=%zu act=%zu y+%zu: values differ from rows of C", c, ai, off);
             }

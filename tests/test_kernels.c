@@ -1,8 +1,9 @@
 /*
  * Kernel contracts checked directly, on every runnable table:
  *  1. the apply family with BNORM_KF_STREAM (non-temporal stores), a path the
- *     operations reach only for outputs of at least half the last-level cache (and 1 MiB), which
- *     no other test allocates;
+ *     operations reach only for outputs of at least half the last-level cache (and
+ *     1 MiB) in long spans, which only test_dispatch's stream_threshold tests
+ *     allocate (through the API, with the threshold lowered);
  *  2. the fused moments_apply_planes and dot_apply2_planes against the two kernels
  *     each one fuses;
  *  3. apply_planes_dense against apply_planes on planes that follow each other;

@@ -20,7 +20,7 @@
  * more to the extra masked vectors than they gained.
  *
  * With BNORM_KF_STREAM every store of the output is non-temporal, heads and tails
- * included (4-byte movnti: store_part), since an ordinary store into a line being
+ * included (4-byte movnti: store_part, avx2_util.h), since an ordinary store into a line being
  * streamed is very slow. One sequential non-temporal stream stalls at every 4 KiB
  * page boundary (the prefetchers stop there and the write-combining buffers drain);
  * four streams in lockstep overlap those stalls (measured on a Xeon VM: 0.85 -> 1.15
@@ -44,24 +44,6 @@ ALWAYS_INLINE void store(float *p, __m256 v, bool stream)
         _mm256_stream_ps(p, v);
     else
         _mm256_storeu_ps(p, v);
-}
-
-/* The first n (< 8) lanes of v to y: streamed, one non-temporal 4-byte store each
- * (movnti), so that a line the stream shares with a head or tail gets no ordinary
- * store; a masked one there made streamed outputs that do not start on 32 bytes,
- * or planes that are not a whole number of vectors, 2-20x slower than plain stores
- * (Zen 4: 64 MiB of rows of 64 floats 16 bytes past a line 17.4 ms, planes of 49
- * floats 69.8 ms, against 5.2 and 4.6 ms unstreamed). */
-ALWAYS_INLINE void store_part(float *y, __m256 v, __m256i k, size_t n, bool stream)
-{
-    if (!stream) {
-        _mm256_maskstore_ps(y, k, v);
-        return;
-    }
-    int lanes[8];
-    _mm256_storeu_si256((__m256i *)lanes, _mm256_castps_si256(v));
-    for (size_t j = 0; j < n; j++)
-        _mm_stream_si32((int *)(y + j), lanes[j]);
 }
 
 /* rows: a, b and m are loaded per element; planes: va, vb and vm are the broadcasts.
@@ -348,18 +330,16 @@ ALWAYS_INLINE void apply(size_t count, size_t len, const float *x, size_t x_stri
 }
 
 /* Dense planes (apply_planes_dense): see dense.h. Streamed, planes shorter than
- * DENSE_STREAM_MIN floats take the walk too, one stream of whole vectors on the
+ * BNORM_STREAM_SPAN_MIN floats take the walk too, one stream of whole vectors on the
  * 32-byte grid: per plane, every one of them would start or end in part of a line.
  * Zen 4, 64 MiB streamed, planes of 49 floats: 3.4-3.7 ms walked, 8.0 per plane
  * (4.9 unstreamed); 196: equal; from 256 on four planes in lockstep win by 3-10%. */
-enum { DENSE_STREAM_MIN = 256 };
 ALWAYS_INLINE void dense(size_t count, size_t len, const float *x, float *y,
                          const float *a, const float *b, const float *m, __m256 lo,
                          __m256 hi, bool clamp, bool stream, bool center)
 {
     dense_run r;
-    dense_begin(&r, len, x, NULL, y, a, b, m, NULL, lo, hi, false, clamp, center);
-    r.stream = stream;
+    dense_begin(&r, len, x, NULL, y, a, b, m, NULL, lo, hi, false, clamp, stream, center);
     for (size_t p = 0; p < count; p++)
         dense_plane(&r, p, p + 1 == count, false, clamp, center);
     dense_end(&r, false, clamp, center);
@@ -405,7 +385,7 @@ void bnorm_f32_apply_planes_dense__avx2(size_t count, size_t len, const float *x
                                         const float *b, const float *m, float lo, float hi,
                                         unsigned flags)
 {
-    if (len < 8 || ((flags & BNORM_KF_STREAM) && len >= DENSE_STREAM_MIN)) {
+    if (len < 8 || ((flags & BNORM_KF_STREAM) && len >= BNORM_STREAM_SPAN_MIN)) {
         DISPATCH(false)
         return;
     }

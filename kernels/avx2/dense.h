@@ -10,8 +10,9 @@
  * vector. Every element gets the operations of apply_planes (act(fma(x, a, b)) or
  * act(fma(x - m, a, b))), so the results are its own, bit for bit. With `two` it is
  * instead the two-input apply of apply2_planes, fma(a, dy, fma(b, x - m, k)) (no
- * clamp; center is implied), for the backward's fused dot_apply2_planes. Use:
- * dense_begin, then dense_plane for p = 0 .. count - 1, then dense_end.
+ * clamp; center is implied), for the backward's fused dot_apply2_planes. With
+ * `stream` every store is non-temporal (the masked ones lane by lane: store_part).
+ * Use: dense_begin, then dense_plane for p = 0 .. count - 1, then dense_end.
  */
 #ifndef BNORM_AVX2_DENSE_H
 #define BNORM_AVX2_DENSE_H
@@ -41,7 +42,7 @@ typedef struct dense_run {
     size_t len, i, e; /* i: the next vector; e: where the current plane ends */
     dense_par c;      /* the current plane's broadcasts */
     __m256 lo, hi;    /* the clamp */
-    bool stream;      /* whole vectors stored non-temporally (set after dense_begin) */
+    bool stream;      /* every store non-temporal (apply_planes_dense, streamed) */
 } dense_run;
 
 /* The value of the vector whose x (and dy) values are xv (dv). */
@@ -72,13 +73,13 @@ ALWAYS_INLINE void dense_masked(const dense_run *r, size_t i, size_t n, bool two
     __m256i q = tail_mask(n);
     __m256 dv = two ? _mm256_maskload_ps(r->dy + i, q) : _mm256_setzero_ps();
     __m256 v = dense_value(_mm256_maskload_ps(r->x + i, q), dv, r->c, r, two, clamp, center);
-    _mm256_maskstore_ps(r->y + i, q, v);
+    store_part(r->y + i, v, q, n, r->stream);
 }
 
 ALWAYS_INLINE void dense_begin(dense_run *r, size_t len, const float *x, const float *dy,
                                float *y, const float *a, const float *b, const float *m,
                                const float *k, __m256 lo, __m256 hi, bool two, bool clamp,
-                               bool center)
+                               bool stream, bool center)
 {
     __m256 z = _mm256_setzero_ps();
     r->a = a;
@@ -88,7 +89,7 @@ ALWAYS_INLINE void dense_begin(dense_run *r, size_t len, const float *x, const f
     r->lo = lo;
     r->hi = hi;
     r->len = len;
-    r->stream = false;
+    r->stream = stream;
     r->c.a = _mm256_broadcast_ss(a);
     r->c.b = _mm256_broadcast_ss(b);
     r->c.m = center || two ? _mm256_broadcast_ss(m) : z;

@@ -137,7 +137,7 @@ ALWAYS_INLINE void dots(size_t count, size_t len, const float *x, size_t x_strid
     dense_run run;
     if (dense)
         dense_begin(&run, len, xa, dya, dxa, a, b, ma, k, _mm256_setzero_ps(),
-                    _mm256_setzero_ps(), true, false, true);
+                    _mm256_setzero_ps(), true, false, false, true);
 /* plane p's apply2 parameters, when fused plane by plane */
 #define SIDE(p)                                                                     \
     (inter                                                                          \
