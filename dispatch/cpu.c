@@ -81,13 +81,14 @@ uint32_t bnorm_detect_cpu_features(void)
 
 size_t bnorm_cache_leaf_bytes(uint32_t eax, uint32_t ebx, uint32_t ecx)
 {
-    uint32_t type = eax & 0x1f; /* 0: no more caches, 1: data, 2: instruction, 3: unified */
+    uint32_t type = eax & 0x1f; /* 0: end of list, 1: data, 2: instruction, 3: unified */
     if (type != 1 && type != 3)
         return 0;
     uint64_t ways = (ebx >> 22) + 1, partitions = ((ebx >> 12) & 0x3ff) + 1;
     uint64_t line = (ebx & 0xfff) + 1, sets = (uint64_t)ecx + 1, bytes;
     /* the first product is at most 2^32 */
-    if (__builtin_mul_overflow(ways * partitions * line, sets, &bytes) || bytes > SIZE_MAX)
+    if (__builtin_mul_overflow(ways * partitions * line, sets, &bytes) ||
+        bytes > SIZE_MAX)
         return 0;
     return (size_t)bytes;
 }
@@ -107,7 +108,8 @@ static size_t cpuid_cache_bytes(unsigned level)
 {
     unsigned a, b, c, d, vendor = 0, leaf = 0;
     unsigned max = (unsigned)__get_cpuid_max(0, &vendor);
-    if (vendor == 0x68747541u || vendor == 0x6f677948u) { /* "Auth"enticAMD, "Hygo"nGenuine */
+    /* "Auth"enticAMD, "Hygo"nGenuine */
+    if (vendor == 0x68747541u || vendor == 0x6f677948u) {
         if ((unsigned)__get_cpuid_max(0x80000000, NULL) >= 0x8000001du &&
             __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & (1u << 22)))
             leaf = 0x8000001d;

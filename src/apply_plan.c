@@ -35,7 +35,6 @@ size_t bnorm_pattern_len(size_t c, size_t total)
     return pattern_len(c, total, 64);
 }
 
-
 /* bnorm_apply_plan_init's body, inlined where bnorm_apply_channels plans, so that a
  * plan run as one kernel call costs no call of its own. */
 static BNORM_ALWAYS_INLINE void
@@ -110,7 +109,8 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     size_t p;
     if (pattern && !plan->per_item_ab && plan->groups == 1 && nc == shape->c &&
         plan->x_item == nc && plan->y_item == nc &&
-        (p = pattern_len(nc, plan->items * nc, large ? BNORM_STREAM_SPAN_MIN : 64)) != 0) {
+        (p = pattern_len(nc, plan->items * nc,
+                         large ? BNORM_STREAM_SPAN_MIN : 64)) != 0) {
         size_t total = plan->items * nc;
         size_t fill = total < p ? total : p;
         if (p > nc) { /* p == nc: the arrays themselves are the pattern */

@@ -846,6 +846,13 @@ static void longest_apply_rows(size_t count, size_t len, const float *x, size_t 
     bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
 }
 
+/* A float in [-r, r), 2^-24 r apart, from a 64-bit LCG. */
+static float uniform(uint64_t *state, float r)
+{
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return ((float)(*state >> 40) * 0x1p-23f - 1.0f) * r;
+}
+
 /* The values are the rows kernel's over rows of C (an elementwise operation: the
  * rows it is cut into cannot change a bit), the row lengths as planned. */
 Test(stream_threshold, streamed_rows_are_periodic_and_exact)
@@ -860,18 +867,16 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
                             {128, 256}, {200, 400}, {300, 300}, {513, 513}};
     const bnorm_activation acts[] = {{BNORM_ACT_NONE, 0.0f, 0.0f},
                                      {BNORM_ACT_CLAMP, -0.5f, 0.75f}};
-    uint64_t seed = 0x5354524dull;
+    uint64_t seed = 0x5354524dull; /* fixed: the values are the same on every run */
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         size_t c = cs[i][0], pixels = t / sizeof(float) / c + 3, n = pixels * c;
         float *x = malloc(n * sizeof(float)), *y = malloc((n + 1) * sizeof(float));
         float *want = malloc(n * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
         cr_assert(x && y && want && ab);
         for (size_t j = 0; j < n; j++)
-            x[j] = (float)((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >>
-                           40) * 0x1p-20f - 8.0f;
+            x[j] = uniform(&seed, 8.0f);
         for (size_t j = 0; j < 2 * c; j++)
-            ab[j] = (float)((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >>
-                            40) * 0x1p-23f - 1.0f;
+            ab[j] = uniform(&seed, 1.0f);
         for (size_t ai = 0; ai < 2; ai++) {
             const bnorm_activation *act = &acts[ai];
             bool clamp = act->kind == BNORM_ACT_CLAMP;

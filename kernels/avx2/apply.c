@@ -20,16 +20,16 @@
  * more to the extra masked vectors than they gained.
  *
  * With BNORM_KF_STREAM every store of the output is non-temporal, heads and tails
- * included (4-byte movnti: store_part, avx2_util.h), since an ordinary store into a line being
- * streamed is very slow. One sequential non-temporal stream stalls at every 4 KiB
- * page boundary (the prefetchers stop there and the write-combining buffers drain);
- * four streams in lockstep overlap those stalls (measured on a Xeon VM: 0.85 -> 1.15
- * x glibc memcpy at 1 GiB, 2x regular stores at 128 MiB). So the streaming path runs
- * four runs at once, each from a 64-byte line on, two whole lines of each per step:
- * items p, p + s, p + 2s, p + 3s (s = count / 4) while there are four, then each
- * remaining item alone, split into four quarters when it is long. Dense planes of
- * fewer than 256 floats are one run instead (dense()); the plans stream no shorter
- * spans (apply_plan.c).
+ * included (4-byte movnti: store_part, avx2_util.h), since an ordinary store into a
+ * line being streamed is very slow. One sequential non-temporal stream stalls at
+ * every 4 KiB page boundary (the prefetchers stop there and the write-combining
+ * buffers drain); four streams in lockstep overlap those stalls (measured on a Xeon
+ * VM: 0.85 -> 1.15 x glibc memcpy at 1 GiB, 2x regular stores at 128 MiB). So the
+ * streaming path runs four runs at once, each from a 64-byte line on, two whole
+ * lines of each per step: items p, p + s, p + 2s, p + 3s (s = count / 4) while there
+ * are four, then each remaining item alone, split into four quarters when it is
+ * long. Dense planes of fewer than BNORM_STREAM_SPAN_MIN floats are one run instead
+ * (dense()); the plans stream no shorter spans (apply_plan.c).
  */
 #include <stdbool.h>
 #include <stdint.h>
