@@ -35,6 +35,23 @@ size_t bnorm_pattern_len(size_t c, size_t total)
     return pattern_len(c, total, 64);
 }
 
+/* An output large enough to be written with non-temporal stores. */
+static bool large_output(const bnorm_geom *gy)
+{
+    size_t bytes = gy->extent * sizeof(float);
+    return bytes >= BNORM_STREAM_MIN_BYTES && bytes >= bnorm_stream_threshold();
+}
+
+/* Streamed spans shorter than BNORM_STREAM_SPAN_MIN floats each start or end in part
+ * of a line too often: written around the cache they cost more than through it (Zen
+ * 4, AVX2, 64 MiB of planes of 9 floats: 36 ms streamed, 5.1 not). Dense planes of a
+ * vector or more are exempt: apply_planes_dense may walk them as one run (AVX2 does,
+ * streamed, under 256 floats: planes of 9 5.4 ms, of 49 3.5). */
+static bool long_spans(size_t len, bool dense_planes)
+{
+    return len >= BNORM_STREAM_SPAN_MIN || (dense_planes && len >= 8);
+}
+
 /* bnorm_apply_plan_init's body, inlined where bnorm_apply_channels plans, so that a
  * plan run as one kernel call costs no call of its own. */
 static BNORM_ALWAYS_INLINE void
@@ -54,7 +71,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     plan->lo = lo;
     plan->hi = hi;
     plan->flags = (clamp ? BNORM_KF_CLAMP : 0) | (m ? BNORM_KF_CENTER : 0);
-    bool large = bnorm_apply_plan_streams(gy);
+    bool large = large_output(gy);
 
     if (!bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
         /* Planes that follow each other are one array to the kernel: no partial
@@ -136,7 +153,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
         plan->last_len = total - (plan->items - 1) * p;
         plan->x_item = plan->y_item = p;
     }
-    if (large && bnorm_apply_spans_stream(plan->len, plan->fn == k->apply_planes_dense))
+    if (large && long_spans(plan->len, plan->fn == k->apply_planes_dense))
         plan->flags |= BNORM_KF_STREAM;
 }
 
@@ -149,20 +166,9 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
     plan_init(plan, k, shape, gx, gy, x, y, c0, c1, a, b, m, lo, hi, clamp, pattern);
 }
 
-bool bnorm_apply_plan_streams(const bnorm_geom *gy)
+bool bnorm_apply_streams(const bnorm_geom *gy, size_t len, bool dense_planes)
 {
-    size_t bytes = gy->extent * sizeof(float);
-    return bytes >= BNORM_STREAM_MIN_BYTES && bytes >= bnorm_stream_threshold();
-}
-
-/* Streamed spans shorter than BNORM_STREAM_SPAN_MIN floats each start or end in part
- * of a line too often: written around the cache they cost more than through it (Zen
- * 4, AVX2, 64 MiB of planes of 9 floats: 36 ms streamed, 5.1 not). Dense planes of a
- * vector or more are exempt: apply_planes_dense may walk them as one run (AVX2 does,
- * streamed, under 256 floats: planes of 9 5.4 ms, of 49 3.5). */
-bool bnorm_apply_spans_stream(size_t len, bool dense_planes)
-{
-    return len >= BNORM_STREAM_SPAN_MIN || (dense_planes && len >= 8);
+    return large_output(gy) && long_spans(len, dense_planes);
 }
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan)
@@ -303,7 +309,7 @@ void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
         bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
         size_t nc = c1 - c0;
         unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) |
-                         (bnorm_apply_plan_streams(gy) ? BNORM_KF_STREAM : 0);
+                         (bnorm_apply_streams(gy, nc, false) ? BNORM_KF_STREAM : 0);
         k->apply_rows(1, nc, x + c0, nc, y + c0, nc, a, b, NULL, lo, hi, flags);
         return;
     }

@@ -82,14 +82,12 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan);
 
-/* Whether the tensor gy describes is large enough to be written with non-temporal
- * stores; a plan then streams it if its spans are long enough as well
- * (bnorm_apply_spans_stream). */
-bool bnorm_apply_plan_streams(const bnorm_geom *gy);
-
-/* Whether spans of len floats (dense_planes: planes that follow each other, which
- * apply_planes_dense writes) are streamed when the output is large enough. */
-bool bnorm_apply_spans_stream(size_t len, bool dense_planes);
+/* Whether the tensor gy describes, written in spans of len floats (dense_planes:
+ * planes that follow each other, which apply_planes_dense writes), is written with
+ * non-temporal stores (BNORM_KF_STREAM): it is at least the stream threshold (and
+ * 1 MiB), and its spans are long enough to start and end on lines mostly. Every
+ * apply that passes the flag itself asks this, as the plans do. */
+bool bnorm_apply_streams(const bnorm_geom *gy, size_t len, bool dense_planes);
 
 void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end);
 

@@ -159,8 +159,8 @@ fold_apply_planes(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_
 {
     float scale[BNORM_FOLD_PIPE], shift[BNORM_FOLD_PIPE];
     size_t len = shape->spatial;
-    unsigned flags =
-        (clamp ? BNORM_KF_CLAMP : 0) | (bnorm_apply_plan_streams(gy) ? BNORM_KF_STREAM : 0);
+    unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) |
+                     (bnorm_apply_streams(gy, len, true) ? BNORM_KF_STREAM : 0);
     for (; c0 < c1; c0 += BNORM_FOLD_PIPE) {
         size_t nb = c1 - c0 < BNORM_FOLD_PIPE ? c1 - c0 : BNORM_FOLD_PIPE;
         k->fold_pipelined(nb, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,

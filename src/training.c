@@ -967,9 +967,8 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
     walk_init(&j.w, shape, gw, c);
     /* planes: the apply plan's spans are the planes, dense where x's and y's are */
     j.pipe = !j.w.rows && !j.w.sums.k &&
-             !(bnorm_apply_plan_streams(&g[1]) &&
-               bnorm_apply_spans_stream(shape->spatial, g[0].inner == shape->spatial &&
-                                                            g[1].inner == shape->spatial));
+             !bnorm_apply_streams(&g[1], shape->spatial,
+                                  g[0].inner == shape->spatial && g[1].inner == shape->spatial);
     size_t per = task_channels(&j.w, c, shape->n * shape->spatial);
     size_t width = split_width(&j.w, c, per);
     for (size_t c0 = 0; width && c0 < c; c0 += width)

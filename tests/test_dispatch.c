@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bnorm.h"
+#include "conformance.h"
 #include "dispatch.h"
 #include "ops.h"
 
@@ -779,6 +780,16 @@ RECORDING(apply_planes)
 RECORDING(apply_planes_dense)
 RECORDING(apply_rows)
 
+/* The scalar table with the recording apply kernels. */
+static bnorm_kernels recording_table(void)
+{
+    bnorm_kernels rec = *bnorm_kernels_for(BNORM_ISA_SCALAR);
+    rec.apply_planes = recording_apply_planes;
+    rec.apply_planes_dense = recording_apply_planes_dense;
+    rec.apply_rows = recording_apply_rows;
+    return rec;
+}
+
 /* Above the threshold, outputs whose kernel spans are short (planes of fewer than
  * 8 floats, strided planes or rows of fewer than 256) are not streamed: each span
  * would start or end in part of a line. Dense planes of 8 or more are, and dense
@@ -786,10 +797,7 @@ RECORDING(apply_rows)
 Test(stream_threshold, short_spans_are_not_streamed)
 {
     const size_t t = threshold_with("1M");
-    bnorm_kernels rec = *bnorm_kernels_for(BNORM_ISA_SCALAR);
-    rec.apply_planes = recording_apply_planes;
-    rec.apply_planes_dense = recording_apply_planes_dense;
-    rec.apply_rows = recording_apply_rows;
+    bnorm_kernels rec = recording_table();
     const struct {
         size_t c, spatial, inner; /* inner 0: dense */
         bnorm_layout layout;
@@ -846,13 +854,6 @@ static void longest_apply_rows(size_t count, size_t len, const float *x, size_t 
     bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
 }
 
-/* A float in [-r, r), 2^-24 r apart, from a 64-bit LCG. */
-static float uniform(uint64_t *state, float r)
-{
-    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-    return ((float)(*state >> 40) * 0x1p-23f - 1.0f) * r;
-}
-
 /* The values are the rows kernel's over rows of C (an elementwise operation: the
  * rows it is cut into cannot change a bit), the row lengths as planned. */
 Test(stream_threshold, streamed_rows_are_periodic_and_exact)
@@ -867,23 +868,26 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
                             {128, 256}, {200, 400}, {300, 300}, {513, 513}};
     const bnorm_activation acts[] = {{BNORM_ACT_NONE, 0.0f, 0.0f},
                                      {BNORM_ACT_CLAMP, -0.5f, 0.75f}};
-    uint64_t seed = 0x5354524dull; /* fixed: the values are the same on every run */
+    uint64_t seed = bnorm_conf_seed(0x5354524dull);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed);
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         size_t c = cs[i][0], pixels = t / sizeof(float) / c + 3, n = pixels * c;
         float *x = malloc(n * sizeof(float)), *y = malloc((n + 1) * sizeof(float));
         float *want = malloc(n * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
         cr_assert(x && y && want && ab);
         for (size_t j = 0; j < n; j++)
-            x[j] = uniform(&seed, 8.0f);
+            x[j] = (float)(bnorm_rng_normal(&rng) * 3.0);
         for (size_t j = 0; j < 2 * c; j++)
-            ab[j] = uniform(&seed, 1.0f);
+            ab[j] = (float)bnorm_rng_normal(&rng);
         for (size_t ai = 0; ai < 2; ai++) {
             const bnorm_activation *act = &acts[ai];
             bool clamp = act->kind == BNORM_ACT_CLAMP;
             k->apply_rows(pixels, c, x, c, want, c, ab, ab + c, NULL,
                           clamp ? act->lo : -INFINITY, clamp ? act->hi : INFINITY,
                           clamp ? BNORM_KF_CLAMP : 0);
-            for (size_t off = 0; off < 2; off++) { /* y on 32 bytes, and 4 bytes past */
+            /* y where malloc puts it, and 4 bytes on */
+            for (size_t off = 0; off < 2; off++) {
                 float *yo = y + off;
                 memset(yo, 0, n * sizeof(float));
                 bnorm_shape sh = {1, c, pixels, BNORM_NHWC};
@@ -895,7 +899,9 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
                 cr_expect_eq(longest_row, cs[i][1], "C=%zu: rows of %zu", c, longest_row);
                 cr_expect(recorded_flags & BNORM_KF_STREAM, "C=%zu: not streamed", c);
                 cr_expect(memcmp(yo, want, n * sizeof(float)) == 0,
-                          "C=%zu act=%zu y+%zu: values differ from rows of C", c, ai, off);
+                          "C=%zu act=%zu y+%zu: values differ from rows of C "
+                          "(BNORM_TEST_SEED=0x%llx)",
+                          c, ai, off, (unsigned long long)seed);
             }
         }
         free(x);
@@ -909,10 +915,7 @@ Test(stream_threshold, applies_stream_from_the_threshold_on)
 {
     const size_t t = threshold_with("4M");
     cr_assert_eq(t, (size_t)4 << 20);
-    bnorm_kernels rec = *bnorm_kernels_for(BNORM_ISA_SCALAR);
-    rec.apply_planes = recording_apply_planes;
-    rec.apply_planes_dense = recording_apply_planes_dense;
-    rec.apply_rows = recording_apply_rows;
+    bnorm_kernels rec = recording_table();
     const size_t bytes[] = {BNORM_STREAM_MIN_BYTES, t / 2, t - 64, t, 2 * t};
     float *x = calloc(2 * t / sizeof(float), sizeof(float)), *y = malloc(2 * t);
     cr_assert(x && y);

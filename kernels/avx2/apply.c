@@ -38,14 +38,6 @@
 #include "avx2_util.h"
 #include "dense.h"
 
-ALWAYS_INLINE void store(float *p, __m256 v, bool stream)
-{
-    if (stream)
-        _mm256_stream_ps(p, v);
-    else
-        _mm256_storeu_ps(p, v);
-}
-
 /* rows: a, b and m are loaded per element; planes: va, vb and vm are the broadcasts.
  * m is only read with center. */
 ALWAYS_INLINE void span(size_t len, const float *x, float *y, const float *a,

@@ -46,6 +46,15 @@ ALWAYS_INLINE size_t align_head(const float *y)
     return ((32 - ((uintptr_t)y & 31)) & 31) / sizeof(float);
 }
 
+/* v to p: streamed (p on 32 bytes) or not. */
+ALWAYS_INLINE void store(float *p, __m256 v, bool stream)
+{
+    if (stream)
+        _mm256_stream_ps(p, v);
+    else
+        _mm256_storeu_ps(p, v);
+}
+
 /* The first n (< 8) lanes of v to y (k: their mask): streamed, one non-temporal
  * 4-byte store each (movnti), so that a line the stream shares with a head or tail
  * gets no ordinary store; a masked one there made streamed outputs that do not start

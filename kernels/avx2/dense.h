@@ -59,11 +59,9 @@ ALWAYS_INLINE void dense_vec(const dense_run *r, size_t i, dense_par q, bool two
                              bool center)
 {
     __m256 dv = two ? _mm256_loadu_ps(r->dy + i) : _mm256_setzero_ps();
-    __m256 v = dense_value(_mm256_loadu_ps(r->x + i), dv, q, r, two, clamp, center);
-    if (r->stream) /* y + i is on the 32-byte grid */
-        _mm256_stream_ps(r->y + i, v);
-    else
-        _mm256_storeu_ps(r->y + i, v);
+    /* y + i is on the 32-byte grid */
+    store(r->y + i, dense_value(_mm256_loadu_ps(r->x + i), dv, q, r, two, clamp, center),
+          r->stream);
 }
 
 /* The n < 8 floats at i, with the current plane's broadcasts. */
