@@ -12,10 +12,10 @@
  * A small-plane sweep (NCHW) runs every memory variant but the strided one (padded
  * planes take the per-plane path), and two more with images one or more floats
  * apart but dense planes inside each ("batch-gap", out of place and in place). Rows
- * shapes large enough for several chunks of training's row reductions
- * (small C dense and strided, C over a block, C over 1024 in parts, one of them
- * sized past this CPU's cached pass) follow. Activations and special values
- * (NaN, Inf, -0, denormals) rotate across cases.
+ * shapes large enough for several chunks of training's row reductions (small C dense
+ * and strided, C over a block, C over 1024 in parts and in the apply's column strips,
+ * one of them sized past this CPU's cached pass) follow. Activations and special
+ * values (NaN, Inf, -0, denormals) rotate across cases.
  */
 #include <float.h>
 #include <math.h>
@@ -231,6 +231,9 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
     /* rows over 1024, split in parts; and with x over the cached pass (this CPU's),
      * each part reduced in one pass over the rows */
     run_shape(&rn, BNORM_NHWC, 1, 1100, 37);
+    /* the apply's column strips (rows over 1024 with x cached): three, and NCHW rows */
+    run_shape(&rn, BNORM_NHWC, 1, 2100, 5);
+    run_shape(&rn, BNORM_NCHW, 3, 2100, 1);
     run_shape(&rn, BNORM_NHWC, 2, 1100, bnorm_cached_pass_bytes() / (2 * 1100 * sizeof(float)) + 3);
     if (!full) {
         /* A few large planes and rows, so the unrolled loops run many times. */

@@ -11,7 +11,10 @@
  *   - a dense tensor of rows whose scale/shift repeat with a short period C is one
  *     long array: items are rows of a pattern of whole periods, P = a multiple of
  *     lcm(C, 8) >= 64 floats (>= BNORM_STREAM_SPAN_MIN when streamed), so small C
- *     costs no per-row tail.
+ *     costs no per-row tail;
+ *   - rows of more than 1024 floats, where x is small enough to be still in cache,
+ *     run in column strips: each strip down all of a call's rows, then the next
+ *     (apply_plan.c says why).
  * bnorm_apply_plan_run(plan, begin, end) runs any sub-range of the items; any split
  * of [0, bnorm_apply_plan_items(plan)) gives the same result, bit for bit, which is
  * what bnorm_apply_plan_execute relies on to spread the items over threads (planes
@@ -46,6 +49,8 @@ typedef struct bnorm_apply_plan {
     bool per_item_ab; /* planes: a[item], b[item]; rows: a[0..len), b[0..len) */
     size_t groups, items;
     size_t len, last_len; /* the plan's very last item spans last_len elements */
+    size_t strip;         /* rows run in column strips of this many floats (< len), or
+                             whole (len) */
     const float *x;
     size_t x_item, x_group;
     float *y;

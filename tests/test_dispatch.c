@@ -937,3 +937,73 @@ Test(stream_threshold, applies_stream_from_the_threshold_on)
     free(x);
     free(y);
 }
+
+/* Rows of more than 1024 floats whose x fits the cached pass run in column strips of
+ * at most 1024 floats, whole lines but the last, each column once (apply_plan.c);
+ * rows of at most 1024, and tensors too large to be still cached, run whole. A
+ * recording rows kernel sees the calls; the values must be the whole rows', bit for
+ * bit (the apply is elementwise). */
+static size_t strip_calls, strip_columns, strip_widest, strip_ragged;
+static void strip_apply_rows(size_t count, size_t len, const float *x, size_t xs, float *y,
+                             size_t ys, const float *a, const float *b, const float *m,
+                             float lo, float hi, unsigned flags)
+{
+    strip_calls++;
+    strip_columns += len;
+    strip_ragged += len % 16 != 0;
+    if (len > strip_widest)
+        strip_widest = len;
+    bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
+}
+
+Test(row_strips, wide_cached_rows_run_in_strips)
+{
+    const bnorm_kernels *k = bnorm_active_kernels();
+    bnorm_kernels rec = *k;
+    rec.apply_rows = strip_apply_rows;
+    size_t cached = bnorm_cached_pass_bytes();
+    const struct {
+        bnorm_layout layout;
+        size_t n, c, spatial, strips; /* strips 0: whole rows */
+    } cases[] = {
+        {BNORM_NHWC, 1, 1025, 8, 2},     {BNORM_NHWC, 1, 2048, 49, 2},
+        {BNORM_NHWC, 2, 4100, 3, 5},     {BNORM_NCHW, 8, 2048, 1, 2},
+        {BNORM_NHWC, 1, 1024, 49, 0},    {BNORM_NCHW, 8, 1000, 1, 0},
+        {BNORM_NHWC, 1, 2048, cached / (2048 * sizeof(float)) + 1, 0},
+    };
+    uint64_t seed = bnorm_conf_seed(0x53545250ull);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t c = cases[i].c, rows = cases[i].n * cases[i].spatial, n = rows * c;
+        float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+        float *want = malloc(n * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
+        cr_assert(x && y && want && ab);
+        for (size_t j = 0; j < n; j++)
+            x[j] = (float)(bnorm_rng_normal(&rng) * 3.0);
+        for (size_t j = 0; j < 2 * c; j++)
+            ab[j] = (float)bnorm_rng_normal(&rng);
+        k->apply_rows(rows, c, x, c, want, c, ab, ab + c, NULL, -INFINITY, INFINITY, 0);
+        memset(y, 0, n * sizeof(float));
+        bnorm_shape sh = {cases[i].n, c, cases[i].spatial, cases[i].layout};
+        strip_calls = strip_columns = strip_widest = strip_ragged = 0;
+        cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, y, NULL, ab, ab + c,
+                                                NULL),
+                     BNORM_OK);
+        size_t strips = cases[i].strips ? cases[i].strips : 1;
+        cr_expect_eq(strip_calls, strips, "case %zu (C=%zu): %zu calls", i, c, strip_calls);
+        cr_expect_eq(strip_columns, c, "case %zu: columns %zu of %zu", i, strip_columns, c);
+        cr_expect(cases[i].strips ? strip_widest <= 1024 && strip_ragged <= 1
+                                  : strip_widest == c,
+                  "case %zu (C=%zu): widest call %zu, %zu not whole lines", i, c,
+                  strip_widest, strip_ragged);
+        cr_expect(memcmp(y, want, n * sizeof(float)) == 0,
+                  "case %zu (C=%zu): values differ from whole rows "
+                  "(BNORM_TEST_SEED=0x%llx)",
+                  i, c, (unsigned long long)seed);
+        free(x);
+        free(y);
+        free(want);
+        free(ab);
+    }
+}
