@@ -12,7 +12,7 @@
  *     long array: items are rows of a pattern of whole periods, P = a multiple of
  *     lcm(C, 8) >= 64 floats (>= BNORM_STREAM_SPAN_MIN when streamed), so small C
  *     costs no per-row tail;
- *   - rows of more than 1024 floats, where x is small enough to be still in cache,
+ *   - rows of more than 1024 floats, where x and y are small enough to be in cache,
  *     run in column strips: each strip down all of a call's rows, then the next
  *     (apply_plan.c says why).
  * bnorm_apply_plan_run(plan, begin, end) runs any sub-range of the items; any split

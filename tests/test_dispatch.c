@@ -938,9 +938,9 @@ Test(stream_threshold, applies_stream_from_the_threshold_on)
     free(y);
 }
 
-/* Rows of more than 1024 floats whose x fits the cached pass run in column strips of
- * at most 1024 floats, whole lines but the last, each column once (apply_plan.c);
- * rows of at most 1024, and tensors too large to be still cached, run whole. A
+/* Rows of more than 1024 floats run in column strips of at most 1024 floats, whole
+ * lines but the last, each column once, where x and y together are under the stream
+ * threshold (apply_plan.c); rows of at most 1024, and larger tensors, run whole. A
  * recording rows kernel sees the calls; the values must be the whole rows', bit for
  * bit (the apply is elementwise). */
 static size_t strip_calls, strip_columns, strip_widest, strip_ragged;
@@ -961,7 +961,7 @@ Test(row_strips, wide_cached_rows_run_in_strips)
     const bnorm_kernels *k = bnorm_active_kernels();
     bnorm_kernels rec = *k;
     rec.apply_rows = strip_apply_rows;
-    size_t cached = bnorm_cached_pass_bytes();
+    const size_t t = threshold_with("1M"); /* x and y of the last case reach it */
     const struct {
         bnorm_layout layout;
         size_t n, c, spatial, strips; /* strips 0: whole rows */
@@ -969,7 +969,8 @@ Test(row_strips, wide_cached_rows_run_in_strips)
         {BNORM_NHWC, 1, 1025, 8, 2},     {BNORM_NHWC, 1, 2048, 49, 2},
         {BNORM_NHWC, 2, 4100, 3, 5},     {BNORM_NCHW, 8, 2048, 1, 2},
         {BNORM_NHWC, 1, 1024, 49, 0},    {BNORM_NCHW, 8, 1000, 1, 0},
-        {BNORM_NHWC, 1, 2048, cached / (2048 * sizeof(float)) + 1, 0},
+        {BNORM_NHWC, 1, 2048, t / (2 * 2048 * sizeof(float)) - 1, 2},
+        {BNORM_NHWC, 1, 2048, t / (2 * 2048 * sizeof(float)), 0},
     };
     uint64_t seed = bnorm_conf_seed(0x53545250ull);
     bnorm_rng rng;

@@ -203,6 +203,64 @@ Test(kernels, rows_output_position_changes_no_bit)
 }
 
 /*
+ * apply_rows over count rows in one call equals one call per row, bit for bit, for
+ * rows about and above 2048 floats (AVX2 shares a, b and m between four rows there:
+ * its tiles), counts below and above the tile's 4, every flag but STREAM, padded
+ * strides, in place or not, misaligned and fenced buffers.
+ */
+static const size_t wide_lens[] = {2047, 2048, 2049, 2055, 2080, 4103};
+static const size_t wide_counts[] = {3, 4, 5, 8, 9};
+
+static void wide_rows_case(const bnorm_conf_table *t, size_t count, size_t len,
+                           unsigned flags, bnorm_rng *rng, uint64_t seed)
+{
+    size_t pad = bnorm_rng_below(rng, 2) ? bnorm_rng_below(rng, 9) : 0;
+    size_t stride = len + pad, extent = (count - 1) * stride + len;
+    size_t misalign = bnorm_fence_pick(rng);
+    bool in_place = bnorm_rng_below(rng, 4) == 0;
+    bufs u;
+    cr_assert(alloc_bufs(&u, extent, len, misalign), "mmap failed");
+    for (size_t i = 0; i < extent; i++) {
+        u.x[i] = (float)(bnorm_rng_normal(rng) * 3.0);
+        u.y1[i] = u.y2[i] = in_place ? u.x[i] : SENTINEL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        u.a[i] = (float)bnorm_rng_normal(rng);
+        u.b[i] = (float)bnorm_rng_normal(rng);
+        u.m[i] = (float)bnorm_rng_normal(rng);
+    }
+    const float *m = (flags & BNORM_KF_CENTER) ? u.m : NULL;
+    t->k->apply_rows(count, len, in_place ? u.y1 : u.x, stride, u.y1, stride, u.a, u.b, m,
+                     -0.5f, 0.75f, flags);
+    for (size_t r = 0; r < count; r++)
+        t->k->apply_rows(1, len, (in_place ? u.y2 : u.x) + r * stride, stride,
+                         u.y2 + r * stride, stride, u.a, u.b, m, -0.5f, 0.75f, flags);
+    cr_expect(memcmp(u.y1, u.y2, extent * sizeof(float)) == 0 &&
+                  bnorm_fence_intact(&u.fy1) && bnorm_fence_intact(&u.fy2) &&
+                  bnorm_fence_intact(&u.fx),
+              "%s count=%zu len=%zu pad=%zu misalign=%zu in_place=%d flags=%u: rows in "
+              "one call differ from one call per row (BNORM_TEST_SEED=0x%llx)",
+              t->label, count, len, pad, misalign, (int)in_place, flags,
+              (unsigned long long)seed);
+    free_bufs(&u);
+}
+
+Test(kernels, wide_rows_in_one_call_equal_rows_one_by_one)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x57494445ull);
+    tables run = runnable_tables();
+    for (size_t ti = 0; ti < run.n; ti++)
+        for (size_t li = 0; li < COUNT(wide_lens); li++)
+            for (size_t ci = 0; ci < COUNT(wide_counts); ci++)
+                for (unsigned fl = 0; fl < 8; fl++)
+                    if (!(fl & BNORM_KF_STREAM))
+                        wide_rows_case(&run.t[ti], wide_counts[ci], wide_lens[li], fl,
+                                       &rng, seed);
+}
+
+/*
  * moments_apply_planes is moments_planes followed by apply_planes (centered, no
  * clamp), bit for bit: the same sums (accumulated onto nonzero starting values) and
  * the same output, for lens across every vector and unroll boundary, padded strides,

@@ -97,13 +97,20 @@ enum { ROW_TILE = 4 };
  * of three or four; then blocks of 8, then the masked last 1..7.
  * It also runs four rows' streams at once, which costs more than the loads it saves
  * when the data comes from L2 and x and y are separate (measured, 512 KiB of rows of
- * 64..1024 floats: 0-40% slower than one row at a time). So tiles are used only when
- * the rows are small enough to be in L1 (at most TILE_MAX_ELEMS values) or y is x. */
+ * 64..1024 floats: 0-40% slower than one row at a time). So tiles are used when the
+ * rows are small enough to be in L1 (at most TILE_MAX_ELEMS values), when y is x, and
+ * for rows of TILE_WIDE_MIN floats or more: their a and b (16 KB) and a row of x and
+ * of y fill L1, so one row at a time reloads a and b from L2 for every row (Zen 4,
+ * 12 MiB, rows of 2048: 670-910 -> 600-670 us, memcpy 520-570; of 4096: 910-1080 ->
+ * 650-700; of 1536, 620-690 either way). The plans run such rows in strips of at most
+ * 1024 where the tensor is in cache, where tiles lose (src/apply_plan.c). */
 #define TILE_MAX_ELEMS 4096
+#define TILE_WIDE_MIN 2048
 
 ALWAYS_INLINE bool use_tiles(size_t count, size_t len, const float *x, const float *y)
 {
-    return count >= ROW_TILE && ((const float *)y == x || count * len <= TILE_MAX_ELEMS);
+    return count >= ROW_TILE && ((const float *)y == x || count * len <= TILE_MAX_ELEMS ||
+                                 len >= TILE_WIDE_MIN);
 }
 
 ALWAYS_INLINE void rows_tile(size_t len, const float *x, size_t xs, float *y,
