@@ -181,9 +181,11 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     if (large && long_spans(plan->len, plan->fn == k->apply_planes_dense))
         plan->flags |= BNORM_KF_STREAM;
     plan->strip = plan->len;
-    if (!plan->per_item_ab && plan->len > ROW_STRIP &&
-        (gx->extent + gy->extent) * sizeof(float) < bnorm_stream_threshold())
-        plan->strip = row_strip(plan->len);
+    if (!plan->per_item_ab && plan->len > ROW_STRIP) {
+        size_t cached = bnorm_stream_threshold() / sizeof(float); /* x and y under it */
+        if (gx->extent < cached && gy->extent < cached - gx->extent)
+            plan->strip = row_strip(plan->len);
+    }
 }
 
 void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
