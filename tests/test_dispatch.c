@@ -939,10 +939,12 @@ Test(stream_threshold, applies_stream_from_the_threshold_on)
 }
 
 /* Rows of more than 1024 floats run in column strips of at most 1024 floats, whole
- * lines but the last, each column once, where x and y together are under the stream
- * threshold (apply_plan.c); rows of at most 1024, and larger tensors, run whole. A
- * recording rows kernel sees the calls; the values must be the whole rows', bit for
- * bit (the apply is elementwise). */
+ * lines but the last, each column once, where x and y together (x alone in place) are
+ * under the stream threshold (apply_plan.c); rows of at most 1024, and larger tensors,
+ * run whole. A recording rows kernel sees the calls; the values must be the whole
+ * rows', bit for bit (the apply is elementwise), with images a gap apart too, in
+ * place, and with a pool that runs the tasks in reverse order (each task strips its
+ * own rows: only the widths are checked there). */
 static size_t strip_calls, strip_columns, strip_widest, strip_ragged;
 static void strip_apply_rows(size_t count, size_t len, const float *x, size_t xs, float *y,
                              size_t ys, const float *a, const float *b, const float *m,
@@ -956,49 +958,76 @@ static void strip_apply_rows(size_t count, size_t len, const float *x, size_t xs
     bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
 }
 
+static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t range)
+{
+    (void)pool;
+    while (range)
+        task(context, --range);
+}
+
 Test(row_strips, wide_cached_rows_run_in_strips)
 {
+    const size_t t = threshold_with("1M"); /* before any other call reads it */
+    cr_assert_eq(t, (size_t)1 << 20);
     const bnorm_kernels *k = bnorm_active_kernels();
     bnorm_kernels rec = *k;
     rec.apply_rows = strip_apply_rows;
-    const size_t t = threshold_with("1M"); /* x and y of the last case reach it */
+    const size_t half = t / (2 * 2048 * sizeof(float)); /* pixels of 2048: x + y = t */
+    enum { DENSE, GAP, IN_PLACE, POOL };
     const struct {
         bnorm_layout layout;
         size_t n, c, spatial, strips; /* strips 0: whole rows */
+        int variant;
     } cases[] = {
-        {BNORM_NHWC, 1, 1025, 8, 2},     {BNORM_NHWC, 1, 2048, 49, 2},
-        {BNORM_NHWC, 2, 4100, 3, 5},     {BNORM_NCHW, 8, 2048, 1, 2},
-        {BNORM_NHWC, 1, 1024, 49, 0},    {BNORM_NCHW, 8, 1000, 1, 0},
-        {BNORM_NHWC, 1, 2048, t / (2 * 2048 * sizeof(float)) - 1, 2},
-        {BNORM_NHWC, 1, 2048, t / (2 * 2048 * sizeof(float)), 0},
+        {BNORM_NHWC, 1, 1025, 8, 2, DENSE},     {BNORM_NHWC, 1, 2048, 49, 2, DENSE},
+        {BNORM_NHWC, 2, 4100, 3, 5, DENSE},     {BNORM_NCHW, 8, 2048, 1, 2, DENSE},
+        {BNORM_NHWC, 3, 1100, 5, 2, GAP},       {BNORM_NCHW, 5, 1100, 1, 2, GAP},
+        {BNORM_NHWC, 1, 1024, 49, 0, DENSE},    {BNORM_NCHW, 8, 1000, 1, 0, DENSE},
+        {BNORM_NHWC, 1, 2048, half - 1, 2, DENSE}, {BNORM_NHWC, 1, 2048, half, 0, DENSE},
+        {BNORM_NHWC, 1, 2048, half, 2, IN_PLACE}, {BNORM_NHWC, 1, 2048, 49, 2, POOL},
     };
     uint64_t seed = bnorm_conf_seed(0x53545250ull);
     bnorm_rng rng;
     bnorm_rng_init(&rng, seed);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t c = cases[i].c, rows = cases[i].n * cases[i].spatial, n = rows * c;
-        float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
-        float *want = malloc(n * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
+        size_t c = cases[i].c, n = cases[i].n, per = cases[i].spatial * c;
+        int variant = cases[i].variant;
+        size_t image = per + (variant == GAP ? 16 : 0), floats = n * image;
+        float *x = malloc(floats * sizeof(float)), *y = malloc(floats * sizeof(float));
+        float *want = malloc(floats * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
         cr_assert(x && y && want && ab);
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < floats; j++)
             x[j] = (float)(bnorm_rng_normal(&rng) * 3.0);
         for (size_t j = 0; j < 2 * c; j++)
             ab[j] = (float)bnorm_rng_normal(&rng);
-        k->apply_rows(rows, c, x, c, want, c, ab, ab + c, NULL, -INFINITY, INFINITY, 0);
-        memset(y, 0, n * sizeof(float));
-        bnorm_shape sh = {cases[i].n, c, cases[i].spatial, cases[i].layout};
+        memcpy(want, x, floats * sizeof(float)); /* the gaps stay as they are */
+        for (size_t g = 0; g < n; g++)
+            k->apply_rows(per / c, c, x + g * image, c, want + g * image, c, ab, ab + c,
+                          NULL, -INFINITY, INFINITY, 0);
+        memcpy(y, x, floats * sizeof(float));
+        bnorm_shape sh = {n, c, cases[i].spatial, cases[i].layout};
+        bnorm_strides st = {cases[i].layout == BNORM_NHWC ? c : 1, image};
+        const bnorm_strides *sp = variant == GAP ? &st : NULL;
         strip_calls = strip_columns = strip_widest = strip_ragged = 0;
-        cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, y, NULL, ab, ab + c,
-                                                NULL),
+        if (variant == POOL)
+            bnorm_set_parallel_for(reverse_pool, NULL);
+        cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, variant == IN_PLACE ? y : x, sp,
+                                                y, sp, ab, ab + c, NULL),
                      BNORM_OK);
+        bnorm_set_parallel_for(NULL, NULL);
         size_t strips = cases[i].strips ? cases[i].strips : 1;
-        cr_expect_eq(strip_calls, strips, "case %zu (C=%zu): %zu calls", i, c, strip_calls);
-        cr_expect_eq(strip_columns, c, "case %zu: columns %zu of %zu", i, strip_columns, c);
-        cr_expect(cases[i].strips ? strip_widest <= 1024 && strip_ragged <= 1
+        size_t calls = variant == GAP && cases[i].layout == BNORM_NHWC ? n * strips : strips;
+        if (variant != POOL) {
+            cr_expect_eq(strip_calls, calls, "case %zu (C=%zu): %zu calls", i, c,
+                         strip_calls);
+            cr_expect_eq(strip_columns, calls / strips * c, "case %zu: columns %zu", i,
+                         strip_columns);
+        }
+        cr_expect(cases[i].strips ? strip_widest <= 1024 && strip_ragged * strips <= calls
                                   : strip_widest == c,
                   "case %zu (C=%zu): widest call %zu, %zu not whole lines", i, c,
                   strip_widest, strip_ragged);
-        cr_expect(memcmp(y, want, n * sizeof(float)) == 0,
+        cr_expect(memcmp(y, want, floats * sizeof(float)) == 0,
                   "case %zu (C=%zu): values differ from whole rows "
                   "(BNORM_TEST_SEED=0x%llx)",
                   i, c, (unsigned long long)seed);

@@ -5,9 +5,9 @@
  * Each span (one plane or one row) runs 4 vectors (32 floats) per iteration so that
  * loads, FMAs and stores overlap, then single vectors, then one masked vector for the
  * last 1..7 floats (vmaskmov neither faults nor writes outside the mask, so nothing
- * past the span is touched). Small or in-place rows (per-element a, b, m) go four
- * at a time: each column block's a, b and m are loaded once for the four rows (in
- * L1, NHWC C=64: 20 -> 26 Gelem/s), the last 1..3 rows alone (see use_tiles). Every
+ * past the span is touched). Small, in-place or very wide rows (per-element a, b, m)
+ * go four at a time: each column block's a, b and m are loaded once for the four rows
+ * (in L1, NHWC C=64: 20 -> 26 Gelem/s), the last 1..3 rows alone (see use_tiles). Every
  * combination of the three flags is its own specialization, so no flag test reaches
  * an inner loop.
  *

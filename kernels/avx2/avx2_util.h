@@ -104,19 +104,24 @@ ALWAYS_INLINE __m256 apply2_value(__m256 x, __m256 dy, __m256 a, __m256 b, __m25
     return _mm256_fmadd_ps(a, dy, _mm256_fmadd_ps(b, _mm256_sub_ps(x, m), k));
 }
 
-/* a + b, computed as fma(a, 1, b): the same rounding, so the same bits (signed zeros
- * and NaN included). The reductions' accumulating adds go to the FMA pipes this way:
- * Zen 4 adds on two FP pipes and multiplies and FMAs on two others, and the moments
- * and dot loops (a widening, a subtraction and two accumulations per 4 floats) were
- * bound by the adders. Kernels called directly, warm, best of 100-300, us, 1024 x
- * 196 and 256 x 3136 floats: moments of planes 22.1 -> 17.0 and 83 -> 61, of rows
+/* acc + d, computed as fma(acc, 1, d): one rounding of the same exact sum, so the same
+ * bits, except which NaN comes out where two meet (the accumulator's, as vaddpd with
+ * it first). The reductions' accumulating adds go to the FMA pipes this way: Zen 4
+ * adds on two FP pipes and multiplies and FMAs on two others, and the moments and dot
+ * loops (a widening, a subtraction and two accumulations per 4 floats) were bound by
+ * the adders. Kernels called directly, warm, best of 100-300, us, 1024 x 196 and
+ * 256 x 3136 floats (GCC): moments of planes 22.1 -> 17.0 and 83 -> 61, of rows
  * 28.9 -> 25.1 and 116 -> 95; dot of planes 29.0 -> 24.0 and 110 -> 86 (dot of rows
- * unchanged). Where adds and FMAs share their pipes and latency (Intel's cores since
- * Skylake, by their published tables; not measured here) it should change nothing.
- * (The subtraction x - k stays an add: moved too, the loops ran as before.) */
-ALWAYS_INLINE __m256d add_fma(__m256d a, __m256d b)
+ * unchanged). The empty asm hides the 1 from the optimizer, which would turn the FMA
+ * back into an add (clang does); it stays outside the loops. Where adds and FMAs
+ * share their pipes and latency (Intel's cores since Skylake, by their published
+ * tables; not measured here) it should change nothing. (The subtraction x - k stays
+ * an add: moved too, the loops ran as before.) */
+ALWAYS_INLINE __m256d add_fma(__m256d acc, __m256d d)
 {
-    return _mm256_fmadd_pd(a, _mm256_set1_pd(1.0), b);
+    __m256d one = _mm256_set1_pd(1.0);
+    __asm__("" : "+x"(one));
+    return _mm256_fmadd_pd(acc, one, d);
 }
 
 /* The sum of v's lanes in one fixed order, (v0 + v1) + (v2 + v3). */

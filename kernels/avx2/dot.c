@@ -38,7 +38,7 @@ enum { ROW_TILE = 8 };
 #define ACC(sdy, sdyx, dy4, t4)                                                     \
     do {                                                                            \
         __m256d dy_ = _mm256_cvtps_pd(dy4);                                         \
-        sdy = add_fma(dy_, sdy);                                                    \
+        sdy = add_fma(sdy, dy_);                                                    \
         sdyx = _mm256_fmadd_pd(dy_, _mm256_cvtps_pd(t4), sdyx);                     \
     } while (0)
 
@@ -65,7 +65,7 @@ ALWAYS_INLINE sums dot_plane(size_t len, const float *xp, const float *dp, doubl
 #define ACCD(sdy, sdyx, d4, t4)                                                     \
     do {                                                                            \
         __m256d d_ = (d4);                                                          \
-        sdy = add_fma(d_, sdy);                                                     \
+        sdy = add_fma(sdy, d_);                                                     \
         sdyx = _mm256_fmadd_pd(d_, (t4), sdyx);                                     \
     } while (0)
 #define D(i) _mm256_cvtps_pd(_mm_loadu_ps(dp + (i)))

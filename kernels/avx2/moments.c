@@ -43,8 +43,8 @@ enum { ROW_TILE = 8 };
 #define ACC(s1, s2, d, fused)                                                       \
     do {                                                                            \
         __m256d d_ = (d);                                                           \
-        s1 = add_fma(d_, s1);                                                       \
-        s2 = (fused) ? _mm256_fmadd_pd(d_, d_, s2) : add_fma(_mm256_mul_pd(d_, d_), s2); \
+        s1 = add_fma(s1, d_);                                                       \
+        s2 = (fused) ? _mm256_fmadd_pd(d_, d_, s2) : add_fma(s2, _mm256_mul_pd(d_, d_)); \
     } while (0)
 
 /* d = (double)x[0..4) - k: widened from memory, then subtracted exactly. */
