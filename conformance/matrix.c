@@ -231,7 +231,8 @@ bnorm_conf_result bnorm_conf_run(const bnorm_conf_op *op, const bnorm_kernels *k
     /* rows over 1024, split in parts; and with x over the cached pass (this CPU's),
      * each part reduced in one pass over the rows */
     run_shape(&rn, BNORM_NHWC, 1, 1100, 37);
-    /* the apply's column strips (rows over 1024 with x cached): three, and NCHW rows */
+    /* the apply's column strips (rows over 1024, x and y under the stream threshold):
+     * three, and NCHW rows */
     run_shape(&rn, BNORM_NHWC, 1, 2100, 5);
     run_shape(&rn, BNORM_NCHW, 3, 2100, 1);
     run_shape(&rn, BNORM_NHWC, 2, 1100, bnorm_cached_pass_bytes() / (2 * 1100 * sizeof(float)) + 3);

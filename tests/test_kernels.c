@@ -222,7 +222,7 @@ static void wide_rows_case(const bnorm_conf_table *t, size_t count, size_t len,
     size_t xs = len + xpad, ys = len + ypad;
     size_t xext = (count - 1) * xs + len, yext = (count - 1) * ys + len;
     size_t ymis = bnorm_fence_pick(rng), xmis = bnorm_fence_pick(rng);
-    bufs u; /* x, a, b and m from alloc_bufs; x again, placed on its own */
+    bufs u; /* y1, y2, a, b and m (its x is not used: x is placed on its own) */
     cr_assert(alloc_bufs(&u, yext, len, ymis), "mmap failed");
     bnorm_fence fx;
     float *x = bnorm_fence_alloc(&fx, xext, xmis);
@@ -230,7 +230,7 @@ static void wide_rows_case(const bnorm_conf_table *t, size_t count, size_t len,
     for (size_t i = 0; i < xext; i++)
         x[i] = (float)(bnorm_rng_normal(rng) * 3.0);
     for (size_t i = 0; i < yext; i++)
-        u.y1[i] = u.y2[i] = in_place ? (float)(bnorm_rng_normal(rng) * 3.0) : SENTINEL;
+        u.y1[i] = in_place ? (float)(bnorm_rng_normal(rng) * 3.0) : SENTINEL;
     memcpy(u.y2, u.y1, yext * sizeof(float));
     for (size_t i = 0; i < len; i++) {
         u.a[i] = (float)bnorm_rng_normal(rng);
