@@ -57,16 +57,17 @@ static bool long_spans(size_t len, bool dense_planes)
  * alone in place) are under the stream threshold (half the LLC), so in cache: whole
  * rows of 2048 channels walk 16 KB of scale and shift beside every 8 KB row of x and
  * 8 KB of y, more than L1 holds, so scale and shift come from L2 with x and y; a
- * strip's 8 KB stay in L1. Zen 4, AVX2, apply_rows on warm buffers, best of 20-2000, us: rows
- * of 2048, 49: 10.3 -> 7.8 (memcpy 7.3), 196: 42.5 -> 38.1 (32.6), 784: 199 -> 181
- * (162); 8 rows 1.70 -> 1.38; rows of 4096, 49: 30.5 -> 18.3 (16.2), 392: 266 -> 175
- * (150). Strips of 512 or 256 gain less; rows of at most 1024 gain nothing (196 of
- * 1024: 17.0 either way). Larger tensors keep whole rows (the AVX2 kernel then shares
- * the loads of scale and shift between four rows, for rows of 2048 or more): there a
- * strip of a row is one page, and one pass down pages 8 KB apart, from L3 or memory,
- * defeats the prefetchers (1568 rows of 2048: 1110-1530 us in strips against 670-910
- * whole; memcpy 520-570). A small tensor that is not in cache after all (cold) runs
- * its strips from memory in the same way: 98 rows of 2048, 33-77 us against 22-47.
+ * strip's 8 KB stay in L1. Zen 4, AVX2, apply_rows on warm buffers, best of
+ * 20-2000, us: rows of 2048, 49: 10.3 -> 7.8 (memcpy 7.3), 196: 42.5 -> 38.1 (32.6),
+ * 784: 199 -> 181 (162); 8 rows 1.70 -> 1.38; rows of 4096, 49: 30.5 -> 18.3 (16.2),
+ * 392: 266 -> 175 (150). Strips of 512 or 256 gain less; rows of at most 1024 gain
+ * nothing (196 of 1024: 17.0 either way). Larger tensors keep whole rows (the AVX2
+ * kernel then shares the loads of scale and shift between four rows, for rows of 2048
+ * or more): there a strip of a row is one page, and one pass down pages 8 KB apart,
+ * from L3 or memory, defeats the prefetchers (1568 rows of 2048: 1110-1530 us in
+ * strips against 670-910 whole; memcpy 520-570). A small tensor that is not in cache
+ * after all (cold) runs its strips from memory in the same way: 98 rows of 2048,
+ * 33-77 us against 22-47.
  */
 #define ROW_STRIP 1024
 

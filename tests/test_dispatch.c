@@ -840,20 +840,36 @@ Test(stream_threshold, short_spans_are_not_streamed)
     }
 }
 
-/* Streamed NHWC rows are expanded to a pattern of at least 256 floats where one fits
- * (apply_plan.c): record the longest row the rows kernel gets (the last row can be
- * shorter) and its flags, and run the active table's. */
-static size_t longest_row;
-static void longest_apply_rows(size_t count, size_t len, const float *x, size_t xs,
-                                float *y, size_t ys, const float *a, const float *b,
-                                const float *m, float lo, float hi, unsigned flags)
+/* The active table's rows kernel, recording what it is asked to do: the flags, the
+ * calls, the columns they cover (len summed), the longest row and the rows that are
+ * no whole number of lines (16 floats). */
+static struct {
+    unsigned flags;
+    size_t calls, columns, widest, ragged;
+} rows_seen;
+static void recording_active_rows(size_t count, size_t len, const float *x, size_t xs,
+                                  float *y, size_t ys, const float *a, const float *b,
+                                  const float *m, float lo, float hi, unsigned flags)
 {
-    if (len > longest_row)
-        longest_row = len;
-    recorded_flags |= flags;
+    rows_seen.flags |= flags;
+    rows_seen.calls++;
+    rows_seen.columns += len;
+    rows_seen.ragged += len % 16 != 0;
+    if (len > rows_seen.widest)
+        rows_seen.widest = len;
     bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
 }
 
+/* n floats of N(0, scale^2). */
+static void normal_floats(bnorm_rng *rng, float *p, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(bnorm_rng_normal(rng) * scale);
+}
+
+/* Streamed NHWC rows are expanded to a pattern of at least 256 floats where one fits
+ * (apply_plan.c): the longest row the rows kernel gets (the last row can be shorter)
+ * and its flags show it. */
 /* The values are the rows kernel's over rows of C (an elementwise operation: the
  * rows it is cut into cannot change a bit), the row lengths as planned. */
 Test(stream_threshold, streamed_rows_are_periodic_and_exact)
@@ -861,7 +877,7 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
     const size_t t = threshold_with("1M");
     const bnorm_kernels *k = bnorm_active_kernels();
     bnorm_kernels rec = *k;
-    rec.apply_rows = longest_apply_rows;
+    rec.apply_rows = recording_active_rows;
     /* C: the expected row (the shortest multiple of lcm(C, 8) of at least 256 floats,
      * C itself when that is over 512) */
     const size_t cs[][2] = {{3, 264}, {17, 272}, {64, 256}, {100, 400},
@@ -876,10 +892,8 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
         float *x = malloc(n * sizeof(float)), *y = malloc((n + 1) * sizeof(float));
         float *want = malloc(n * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
         cr_assert(x && y && want && ab);
-        for (size_t j = 0; j < n; j++)
-            x[j] = (float)(bnorm_rng_normal(&rng) * 3.0);
-        for (size_t j = 0; j < 2 * c; j++)
-            ab[j] = (float)bnorm_rng_normal(&rng);
+        normal_floats(&rng, x, n, 3.0);
+        normal_floats(&rng, ab, 2 * c, 1.0);
         for (size_t ai = 0; ai < 2; ai++) {
             const bnorm_activation *act = &acts[ai];
             bool clamp = act->kind == BNORM_ACT_CLAMP;
@@ -891,13 +905,13 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
                 float *yo = y + off;
                 memset(yo, 0, n * sizeof(float));
                 bnorm_shape sh = {1, c, pixels, BNORM_NHWC};
-                longest_row = 0;
-                recorded_flags = 0;
+                memset(&rows_seen, 0, sizeof rows_seen);
                 cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, yo, NULL, ab,
                                                         ab + c, act),
                              BNORM_OK);
-                cr_expect_eq(longest_row, cs[i][1], "C=%zu: rows of %zu", c, longest_row);
-                cr_expect(recorded_flags & BNORM_KF_STREAM, "C=%zu: not streamed", c);
+                cr_expect_eq(rows_seen.widest, cs[i][1], "C=%zu: rows of %zu", c,
+                             rows_seen.widest);
+                cr_expect(rows_seen.flags & BNORM_KF_STREAM, "C=%zu: not streamed", c);
                 cr_expect(memcmp(yo, want, n * sizeof(float)) == 0,
                           "C=%zu act=%zu y+%zu: values differ from rows of C "
                           "(BNORM_TEST_SEED=0x%llx)",
@@ -925,8 +939,8 @@ Test(stream_threshold, applies_stream_from_the_threshold_on)
             bnorm_shape sh = {1, 2, bytes[i] / sizeof(float) / 2,
                               layout ? BNORM_NHWC : BNORM_NCHW};
             recorded_flags = 0;
-            cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, y, NULL, scale, shift,
-                                                    NULL),
+            cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, x, NULL, y, NULL, scale,
+                                                    shift, NULL),
                          BNORM_OK);
             cr_expect_eq((recorded_flags & BNORM_KF_STREAM) != 0, bytes[i] >= t,
                          "%s output of %zu bytes, threshold %zu: streamed %d",
@@ -945,18 +959,6 @@ Test(stream_threshold, applies_stream_from_the_threshold_on)
  * rows', bit for bit (the apply is elementwise), with images a gap apart too, in
  * place, and with a pool that runs the tasks in reverse order (each task strips its
  * own rows: only the widths are checked there). */
-static size_t strip_calls, strip_columns, strip_widest, strip_ragged;
-static void strip_apply_rows(size_t count, size_t len, const float *x, size_t xs, float *y,
-                             size_t ys, const float *a, const float *b, const float *m,
-                             float lo, float hi, unsigned flags)
-{
-    strip_calls++;
-    strip_columns += len;
-    strip_ragged += len % 16 != 0;
-    if (len > strip_widest)
-        strip_widest = len;
-    bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
-}
 
 static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t range)
 {
@@ -971,7 +973,7 @@ Test(row_strips, wide_cached_rows_run_in_strips)
     cr_assert_eq(t, (size_t)1 << 20);
     const bnorm_kernels *k = bnorm_active_kernels();
     bnorm_kernels rec = *k;
-    rec.apply_rows = strip_apply_rows;
+    rec.apply_rows = recording_active_rows;
     const size_t half = t / (2 * 2048 * sizeof(float)); /* pixels of 2048: x + y = t */
     enum { DENSE, GAP, IN_PLACE, POOL };
     const struct {
@@ -996,10 +998,8 @@ Test(row_strips, wide_cached_rows_run_in_strips)
         float *x = malloc(floats * sizeof(float)), *y = malloc(floats * sizeof(float));
         float *want = malloc(floats * sizeof(float)), *ab = malloc(2 * c * sizeof(float));
         cr_assert(x && y && want && ab);
-        for (size_t j = 0; j < floats; j++)
-            x[j] = (float)(bnorm_rng_normal(&rng) * 3.0);
-        for (size_t j = 0; j < 2 * c; j++)
-            ab[j] = (float)bnorm_rng_normal(&rng);
+        normal_floats(&rng, x, floats, 3.0);
+        normal_floats(&rng, ab, 2 * c, 1.0);
         memcpy(want, x, floats * sizeof(float)); /* the gaps stay as they are */
         for (size_t g = 0; g < n; g++)
             k->apply_rows(per / c, c, x + g * image, c, want + g * image, c, ab, ab + c,
@@ -1008,7 +1008,7 @@ Test(row_strips, wide_cached_rows_run_in_strips)
         bnorm_shape sh = {n, c, cases[i].spatial, cases[i].layout};
         bnorm_strides st = {cases[i].layout == BNORM_NHWC ? c : 1, image};
         const bnorm_strides *sp = variant == GAP ? &st : NULL;
-        strip_calls = strip_columns = strip_widest = strip_ragged = 0;
+        memset(&rows_seen, 0, sizeof rows_seen);
         if (variant == POOL)
             bnorm_set_parallel_for(reverse_pool, NULL);
         cr_assert_eq(bnorm_inference_apply_with(&rec, &sh, variant == IN_PLACE ? y : x, sp,
@@ -1016,17 +1016,20 @@ Test(row_strips, wide_cached_rows_run_in_strips)
                      BNORM_OK);
         bnorm_set_parallel_for(NULL, NULL);
         size_t strips = cases[i].strips ? cases[i].strips : 1;
-        size_t calls = variant == GAP && cases[i].layout == BNORM_NHWC ? n * strips : strips;
+        size_t calls = strips; /* NHWC images a gap apart: a call per image */
+        if (variant == GAP && cases[i].layout == BNORM_NHWC)
+            calls *= n;
         if (variant != POOL) {
-            cr_expect_eq(strip_calls, calls, "case %zu (C=%zu): %zu calls", i, c,
-                         strip_calls);
-            cr_expect_eq(strip_columns, calls / strips * c, "case %zu: columns %zu", i,
-                         strip_columns);
+            cr_expect_eq(rows_seen.calls, calls, "case %zu (C=%zu): %zu calls", i, c,
+                         rows_seen.calls);
+            cr_expect_eq(rows_seen.columns, calls / strips * c, "case %zu: columns %zu", i,
+                         rows_seen.columns);
         }
-        cr_expect(cases[i].strips ? strip_widest <= 1024 && strip_ragged * strips <= calls
-                                  : strip_widest == c,
+        cr_expect(cases[i].strips ? rows_seen.widest <= 1024 &&
+                                        rows_seen.ragged * strips <= calls
+                                  : rows_seen.widest == c,
                   "case %zu (C=%zu): widest call %zu, %zu not whole lines", i, c,
-                  strip_widest, strip_ragged);
+                  rows_seen.widest, rows_seen.ragged);
         cr_expect(memcmp(y, want, floats * sizeof(float)) == 0,
                   "case %zu (C=%zu): values differ from whole rows "
                   "(BNORM_TEST_SEED=0x%llx)",

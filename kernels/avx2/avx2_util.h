@@ -111,13 +111,13 @@ ALWAYS_INLINE __m256 apply2_value(__m256 x, __m256 dy, __m256 a, __m256 b, __m25
  * loops (a widening, a subtraction and two accumulations per 4 floats) were bound by
  * the adders. Kernels called directly, warm, best of 100-300, us, 1024 x 196 and
  * 256 x 3136 floats (GCC): moments of planes 22.1 -> 17.0 and 83 -> 61, of rows
- * 28.9 -> 25.1 and 116 -> 95; dot of planes 29.0 -> 24.0 and 110 -> 86 (dot of rows unchanged). The
- * empty asm hides the 1 from the optimizer, which would turn the FMA back into an add
- * (clang does); it stays outside the loops. (Through SIMDe, on other architectures,
- * for the cross-check: no asm.) Where adds and FMAs share their pipes and latency
- * (Intel's cores since Skylake, by their published tables; not measured here) it
- * should change nothing. (The subtraction x - k stays an add: moved too, the loops ran
- * as before.) */
+ * 28.9 -> 25.1 and 116 -> 95; dot of planes 29.0 -> 24.0 and 110 -> 86 (dot of rows
+ * unchanged). The empty asm hides the 1 from the optimizer, which would turn the FMA
+ * back into an add (clang does); it stays outside the loops. (Through SIMDe, on other
+ * architectures, for the cross-check: no asm.) Where adds and FMAs share their pipes
+ * and latency (Intel's cores since Skylake, by their published tables; not measured
+ * here) it should change nothing. (The subtraction x - k stays an add: moved too, the
+ * loops ran as before.) */
 ALWAYS_INLINE __m256d add_fma(__m256d acc, __m256d d)
 {
     __m256d one = _mm256_set1_pd(1.0);

@@ -122,7 +122,8 @@ ALWAYS_INLINE void moments(size_t count, size_t len, const float *xm, size_t xm_
     __m256 z = _mm256_setzero_ps();
     dense_run run;
     if (dense)
-        dense_begin(&run, len, xa, NULL, ya, a, b, m, NULL, z, z, false, false, false, true);
+        dense_begin(&run, len, xa, NULL, ya, a, b, m, NULL, z, z, false, false, false,
+                    true);
 #define PLANE(p)                                                                    \
     moments_plane(len, xm + (p) * xm_stride, (double)k[p], spill && (p) + 1 < count,   \
                   inter, inter ? xa + (p) * xa_stride : NULL,                        \
