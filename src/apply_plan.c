@@ -325,12 +325,11 @@ void bnorm_apply_plan_execute(const bnorm_apply_plan *plan)
                           bnorm_task_items(items, plan->len), NULL);
 }
 
-/* bnorm_apply_channels through a plan; out of line, so that the one-row path does
- * not pay for this one's stack frame (the pattern) and saved registers. */
-static __attribute__((noinline)) void
-apply_planned(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gx,
-              const bnorm_geom *gy, const float *x, float *y, size_t c0, size_t c1,
-              const float *a, const float *b, float lo, float hi, bool clamp)
+void bnorm_apply_channels_planned(const bnorm_kernels *k, const bnorm_shape *shape,
+                                  const bnorm_geom *gx, const bnorm_geom *gy,
+                                  const float *x, float *y, size_t c0, size_t c1,
+                                  const float *a, const float *b, float lo, float hi,
+                                  bool clamp)
 {
     bnorm_apply_pattern pattern;
     bnorm_apply_plan p;
@@ -340,22 +339,4 @@ apply_planned(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom
         call(&p, p.items, p.len, p.x, p.y, p.a, p.b, NULL);
     else
         bnorm_apply_plan_execute(&p);
-}
-
-void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
-                          const bnorm_geom *gx, const bnorm_geom *gy, const float *x,
-                          float *y, size_t c0, size_t c1, const float *a, const float *b,
-                          float lo, float hi, bool clamp)
-{
-    /* One row of channels (one pixel of one image, unit channel step): the kernel
-     * right away, without planning (what the plan would call, without its cost). */
-    if (shape->n == 1 && shape->spatial == 1 &&
-        bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
-        size_t nc = c1 - c0;
-        unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) |
-                         (bnorm_apply_streams(gy, nc, false) ? BNORM_KF_STREAM : 0);
-        k->apply_rows(1, nc, x + c0, nc, y + c0, nc, a, b, NULL, lo, hi, flags);
-        return;
-    }
-    apply_planned(k, shape, gx, gy, x, y, c0, c1, a, b, lo, hi, clamp);
 }

@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 
+#include "dispatch.h"
 #include "kernels.h"
 #include "tensor.h"
 
@@ -103,12 +104,35 @@ void bnorm_apply_plan_range(const void *plan, size_t begin, size_t end);
  * shape) through the host's parallel-for if the calling thread has one. */
 void bnorm_apply_plan_execute(const bnorm_apply_plan *plan);
 
-/* Plans and runs y = act(x * a[c] + b[c]) over channels [c0, c1), as
- * bnorm_apply_plan_init with a pattern and then bnorm_apply_plan_execute do, but
- * with no plan call when the work is one kernel call (small tensors' fixed cost). */
-void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
-                          const bnorm_geom *gx, const bnorm_geom *gy, const float *x,
-                          float *y, size_t c0, size_t c1, const float *a, const float *b,
-                          float lo, float hi, bool clamp);
+/* bnorm_apply_channels through a plan (bnorm_apply_plan_init with a pattern, then
+ * bnorm_apply_plan_execute, or the one kernel call the plan would make). */
+void bnorm_apply_channels_planned(const bnorm_kernels *k, const bnorm_shape *shape,
+                                  const bnorm_geom *gx, const bnorm_geom *gy,
+                                  const float *x, float *y, size_t c0, size_t c1,
+                                  const float *a, const float *b, float lo, float hi,
+                                  bool clamp);
+
+/* Runs y = act(x * a[c] + b[c]) over channels [c0, c1): one row of channels (one pixel
+ * of one image, unit channel step) by the kernel right away, anything else through a
+ * plan. Inline, as is the row's stream test for outputs under BNORM_STREAM_MIN_BYTES
+ * (where bnorm_apply_streams is false): a small tensor's time is the call's fixed
+ * cost. */
+static inline void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
+                                        const bnorm_geom *gx, const bnorm_geom *gy,
+                                        const float *x, float *y, size_t c0, size_t c1,
+                                        const float *a, const float *b, float lo,
+                                        float hi, bool clamp)
+{
+    if (shape->n == 1 && shape->spatial == 1 &&
+        bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
+        size_t nc = c1 - c0;
+        bool stream = gy->extent * sizeof(float) >= BNORM_STREAM_MIN_BYTES &&
+                      bnorm_apply_streams(gy, nc, false);
+        unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) | (stream ? BNORM_KF_STREAM : 0);
+        k->apply_rows(1, nc, x + c0, nc, y + c0, nc, a, b, NULL, lo, hi, flags);
+        return;
+    }
+    bnorm_apply_channels_planned(k, shape, gx, gy, x, y, c0, c1, a, b, lo, hi, clamp);
+}
 
 #endif

@@ -49,9 +49,13 @@ check_apply(const bnorm_shape *shape, const float *x, const bnorm_strides *x_str
             bnorm_geom *gx, bnorm_geom *gy, float *lo, float *hi, bool *clamp)
 {
     bnorm_status st;
-    if ((st = bnorm_check_shape_geom(shape, gx)) != BNORM_OK)
+    /* Stored from registers into both: GCC copied *gx to *gy with a 16-byte load of
+     * the two 8-byte stores just made, which the store buffer cannot forward. */
+    bnorm_geom dense;
+    if ((st = bnorm_check_shape_geom(shape, &dense)) != BNORM_OK)
         return st;
-    *gy = *gx;
+    *gx = dense;
+    *gy = dense;
     if ((x_strides && (st = bnorm_resolve_geom(shape, x_strides, gx)) != BNORM_OK) ||
         (y_strides && (st = bnorm_resolve_geom(shape, y_strides, gy)) != BNORM_OK))
         return st;

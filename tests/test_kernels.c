@@ -10,7 +10,9 @@
  *  4. the fold against its formula, bit for bit;
  *  5. the rows apply and apply2 give the same bits wherever their output lies (AVX2
  *     starts rows of 256 floats or more with a masked vector up to the output's
- *     32-byte boundary, which must compute what the loop does).
+ *     32-byte boundary, which must compute what the loop does);
+ *  6. a short row alone in a call (AVX2's short_row) gives the bits it gives among
+ *     other rows.
  * (That the rows reductions give every table's bits is conformance's rows_sums.)
  *
  * STREAM is a hint about where y goes, never about its value: with it every table
@@ -269,6 +271,63 @@ Test(kernels, wide_rows_in_one_call_equal_rows_one_by_one)
                     if (!(fl & BNORM_KF_STREAM))
                         wide_rows_case(&run.t[ti], wide_counts[ci], wide_lens[li], fl,
                                        &rng, seed);
+}
+
+/*
+ * One row of 1..255 floats in a call of its own (AVX2's short rows: no masked store,
+ * the last vector computed before any store and stored over its neighbours) equals
+ * the same row as the second of a two-row call, bit for bit, with and without the
+ * clamp, in place or not, with NaN, infinities and -0 among the values, and buffers
+ * misaligned or against a guard page at either end (a row shorter than a vector
+ * whose windows cross into the next page takes the other path).
+ */
+static void short_row_case(const bnorm_conf_table *t, size_t len, unsigned flags,
+                           bnorm_rng *rng, uint64_t seed)
+{
+    static const float specials[] = {NAN, INFINITY, -INFINITY, -0.0f};
+    bool in_place = bnorm_rng_below(rng, 2) == 0;
+    bufs u; /* y1 holds one row (its second), y2 two; x the two rows of y2's call */
+    cr_assert(alloc_bufs(&u, 2 * len, len, bnorm_fence_pick(rng)), "mmap failed");
+    for (size_t i = 0; i < len; i++) {
+        float v = (float)(bnorm_rng_normal(rng) * 3.0);
+        if (bnorm_rng_below(rng, 8) == 0)
+            v = specials[bnorm_rng_below(rng, COUNT(specials))];
+        u.x[i] = u.x[len + i] = v;
+        u.a[i] = (float)bnorm_rng_normal(rng);
+        u.b[i] = (float)bnorm_rng_normal(rng);
+    }
+    for (size_t i = 0; i < 2 * len; i++)
+        u.y1[i] = u.y2[i] = in_place ? u.x[i] : SENTINEL;
+    const float *x1 = in_place ? u.y1 : u.x, *x2 = in_place ? u.y2 : u.x;
+    t->k->apply_rows(1, len, x1 + len, len, u.y1 + len, len, u.a, u.b, NULL, -0.5f, 0.75f,
+                     flags);
+    t->k->apply_rows(2, len, x2, len, u.y2, len, u.a, u.b, NULL, -0.5f, 0.75f, flags);
+    bool ok = memcmp(u.y1 + len, u.y2 + len, len * sizeof(float)) == 0 &&
+              memcmp(u.y2, u.y2 + len, len * sizeof(float)) == 0 &&
+              bnorm_fence_intact(&u.fy1) && bnorm_fence_intact(&u.fy2) &&
+              bnorm_fence_intact(&u.fx);
+    for (size_t i = 0; i < len; i++) /* y1's first row is not the call's */
+        ok = ok && (in_place ? memcmp(&u.y1[i], &u.x[i], sizeof(float)) == 0
+                             : u.y1[i] == SENTINEL);
+    cr_expect(ok,
+              "%s len=%zu flags=%u in_place=%d: a row in a call of its own differs from "
+              "the same row in a two-row call (BNORM_TEST_SEED=0x%llx)",
+              t->label, len, flags, (int)in_place, (unsigned long long)seed);
+    free_bufs(&u);
+}
+
+Test(kernels, short_row_equals_the_row_in_a_longer_call)
+{
+    uint64_t seed = bnorm_conf_seed(DEFAULT_SEED);
+    bnorm_rng rng;
+    bnorm_rng_init(&rng, seed ^ 0x53484f52ull);
+    tables run = runnable_tables();
+    for (size_t ti = 0; ti < run.n; ti++)
+        for (size_t len = 1; len < 256; len++)
+            for (int rep = 0; rep < 2; rep++) {
+                short_row_case(&run.t[ti], len, 0, &rng, seed);
+                short_row_case(&run.t[ti], len, BNORM_KF_CLAMP, &rng, seed);
+            }
 }
 
 /*

@@ -77,6 +77,19 @@ BNORM_SAFE_MASKSTORE(mm256_maskstore_pd, __m256d, __m256i, double, int64_t, 4,
                      _mm256_storeu_pd)
 #undef BNORM_SAFE_MASKLOAD
 #undef BNORM_SAFE_MASKSTORE
+/* The instructions themselves, for windows the caller knows lie in one page (it has
+ * called bnorm_crosses_page): no cold path, so no call, in the caller. */
+static inline __attribute__((always_inline)) __m256 bnorm_maskload_in_page(const float *p,
+                                                                           __m256i mask)
+{
+    return _mm256_maskload_ps(p, mask);
+}
+static inline __attribute__((always_inline)) void bnorm_maskstore_in_page(float *p,
+                                                                          __m256i mask,
+                                                                          __m256 value)
+{
+    _mm256_maskstore_ps(p, mask, value);
+}
 #define _mm_maskload_ps(p, mask) bnorm_mm_maskload_ps((const float *)(p), mask)
 #define _mm256_maskload_ps(p, mask) bnorm_mm256_maskload_ps((const float *)(p), mask)
 #define _mm_maskload_pd(p, mask) bnorm_mm_maskload_pd((const double *)(p), mask)
@@ -128,6 +141,15 @@ BNORM_MASKLOAD(mm256_maskload_pd, simde__m256d, simde__m256i, double, uint64_t, 
 #define _mm256_maskload_ps(p, mask) bnorm_mm256_maskload_ps((const float *)(p), mask)
 #define _mm_maskload_pd(p, mask) bnorm_mm_maskload_pd((const double *)(p), mask)
 #define _mm256_maskload_pd(p, mask) bnorm_mm256_maskload_pd((const double *)(p), mask)
+/* No page can fault here: the masked operations are these functions already. */
+static inline int bnorm_crosses_page(const void *p, size_t bytes)
+{
+    (void)p;
+    (void)bytes;
+    return 0;
+}
+#define bnorm_maskload_in_page _mm256_maskload_ps
+#define bnorm_maskstore_in_page _mm256_maskstore_ps
 #endif
 
 #endif
