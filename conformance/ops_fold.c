@@ -1,7 +1,8 @@
 /*
  * Conformance of the fold kernels (bnorm_f32_fold_kernel): each table's fold and
  * fold_pipelined, on the case's C channels, write the reference's bits
- * (bnorm_ref_fold; NaN for NaN) and nothing else. The AVX2 fold computes some
+ * (bnorm_ref_fold; NaN for NaN) and nothing else; so does its inv_std (training's
+ * fold, bnorm_ref_inv_std) on the case's variances in double. The AVX2 fold computes some
  * channels from an estimate that must prove it rounds to the formula's float, or hand
  * them to the formula; this op is exact (tolerance 0) and runs wherever bnorm-check
  * runs, so a table whose estimate is poorer (SIMDe's translation on aarch64) is
@@ -76,6 +77,48 @@ static void fill_channel(float *in[BUFFERS], size_t i, float eps, bool specials,
     }
 }
 
+/* inv_std on the case's variances in double, every other one nudged off the floats
+ * (training's variances are doubles): the reference's bits (NaN for NaN) in a fenced
+ * output, the input unchanged. */
+static void check_inv_std(const bnorm_conf_op *op, const bnorm_kernels *k,
+                          const bnorm_conf_case *cs, bnorm_conf_result *res,
+                          const float *var_f, size_t c, float eps)
+{
+    bnorm_fence fv = {0}, fi = {0};
+    /* doubles in fenced floats: the last one ends at the guard page */
+    double *var = (double *)bnorm_fence_alloc(&fv, 2 * c, BNORM_FENCE_AT_GUARD);
+    double *inv = (double *)bnorm_fence_alloc(&fi, 2 * c, BNORM_FENCE_AT_GUARD);
+    double *want = malloc(2 * c * sizeof(double)), *copy = want ? want + c : NULL;
+    if (!var || !inv || !want) {
+        bnorm_conf_fail(res, op, k, cs, "harness: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < c; i++) {
+        var[i] = i % 2 ? (double)var_f[i] * (1.0 + 0x1p-40) : (double)var_f[i];
+        inv[i] = -777.0;
+    }
+    memcpy(copy, var, c * sizeof(double));
+    bnorm_ref_inv_std(c, var, eps, want);
+    k->inv_std(c, var, eps, inv);
+    for (size_t i = 0; i < c; i++)
+        if (isnan(want[i]) ? !isnan(inv[i]) : memcmp(&inv[i], &want[i], sizeof(double))) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "inv_std: channel %zu (var %a eps %a): %a, want %a",
+                     i, var[i], (double)eps, inv[i], want[i]);
+            bnorm_conf_fail(res, op, k, cs, msg);
+            goto out;
+        }
+    if (!bnorm_fence_intact(&fv) || !bnorm_fence_intact(&fi) ||
+        memcmp(copy, var, c * sizeof(double)) != 0)
+        bnorm_conf_fail(res, op, k, cs, "inv_std wrote outside inv");
+out:
+    if (fv.map)
+        bnorm_fence_free(&fv);
+    if (fi.map)
+        bnorm_fence_free(&fi);
+    free(want);
+}
+
 static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
                      const bnorm_conf_case *cs, bnorm_conf_result *res)
 {
@@ -141,6 +184,8 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
             goto out;
         }
     }
+
+    check_inv_std(op, k, cs, res, buf[VAR], c, eps);
 
 out:
     for (int b = 0; b < BUFFERS; b++)

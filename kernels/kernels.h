@@ -175,6 +175,17 @@ typedef bnorm_f32_fold_kernel *bnorm_f32_fold_fn;
  */
 #define BNORM_FOLD_PIPE 32
 
+/*
+ * Training's fold, the part the divider runs: for i < c,
+ *   inv[i] = 1 / sqrt(var[i] + eps)
+ * in double (var is the batch variance, in double), each operation rounded once,
+ * so every ISA writes the formula's bits (kernels/fold_formula.h). The ISAs differ
+ * in how many lanes their divider takes at once: Zen 4 takes four at AVX2's width,
+ * twice what it takes at SSE2's.
+ */
+typedef void bnorm_f64_inv_std_kernel(size_t c, const double *var, float eps, double *inv);
+typedef bnorm_f64_inv_std_kernel *bnorm_f64_inv_std_fn;
+
 typedef struct bnorm_kernels {
     bnorm_isa isa;
     const char *name;
@@ -185,6 +196,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_moments_apply_fn moments_apply_planes;
     bnorm_f32_dot_apply2_fn dot_apply2_planes;
     bnorm_f32_fold_fn fold, fold_pipelined;
+    bnorm_f64_inv_std_fn inv_std;
 } bnorm_kernels;
 
 /* Declares every kernel and the table of one ISA (through the kernel types above,
@@ -200,6 +212,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_moments_apply_kernel bnorm_f32_moments_apply_planes__##suffix;        \
     bnorm_f32_dot_apply2_kernel bnorm_f32_dot_apply2_planes__##suffix;              \
     bnorm_f32_fold_kernel bnorm_f32_fold__##suffix, bnorm_f32_fold_pipelined__##suffix; \
+    bnorm_f64_inv_std_kernel bnorm_f64_inv_std__##suffix;                           \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
 /* Defines the table of one ISA; used once, in kernels/<isa>/table.c. */
@@ -220,6 +233,7 @@ typedef struct bnorm_kernels {
         .dot_apply2_planes = bnorm_f32_dot_apply2_planes__##suffix,                 \
         .fold = bnorm_f32_fold__##suffix,                                           \
         .fold_pipelined = bnorm_f32_fold_pipelined__##suffix,                       \
+        .inv_std = bnorm_f64_inv_std__##suffix,                                     \
     }
 
 BNORM_DECLARE_KERNELS(scalar);

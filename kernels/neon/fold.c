@@ -1,5 +1,5 @@
-/* The fold, neon: the formula itself (kernels/fold_formula.h), also beside an
- * apply. */
+/* The folds, neon: the formulas themselves (kernels/fold_formula.h): the inference
+ * fold, also beside an apply, and training's inv_std. */
 #include "kernels.h"
 #include "fold_formula.h"
 
@@ -15,4 +15,9 @@ void bnorm_f32_fold_pipelined__neon(size_t c, const float *gamma, const float *b
                                     float *scale, float *shift)
 {
     bnorm_fold_formula(c, gamma, beta, mean, var, eps, scale, shift);
+}
+
+void bnorm_f64_inv_std__neon(size_t c, const double *var, float eps, double *inv)
+{
+    bnorm_inv_std_formula(c, var, eps, inv);
 }

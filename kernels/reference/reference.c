@@ -61,6 +61,14 @@ void bnorm_ref_fold(size_t c, const float *gamma, const float *beta, const float
     bnorm_x87_double_end(x87);
 }
 
+void bnorm_ref_inv_std(size_t c, const double *var, float eps, double *inv)
+{
+    bnorm_x87_state x87 = bnorm_x87_double_begin();
+    for (size_t i = 0; i < c; i++)
+        inv[i] = 1.0 / sqrt(var[i] + eps);
+    bnorm_x87_double_end(x87);
+}
+
 void bnorm_ref_batch_stats(const bnorm_shape *shape, const float *x, size_t x_inner,
                            size_t x_batch, double *mean, double *var)
 {

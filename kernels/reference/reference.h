@@ -38,6 +38,10 @@ void bnorm_ref_inference(const bnorm_shape *shape, const float *x, size_t x_inne
 void bnorm_ref_fold(size_t c, const float *gamma, const float *beta, const float *mean,
                     const float *var, float eps, float *scale, float *shift);
 
+/* Training's inverse standard deviations: inv[i] = 1 / sqrt(var[i] + eps) in double
+ * (bnorm_f64_inv_std_kernel). */
+void bnorm_ref_inv_std(size_t c, const double *var, float eps, double *inv);
+
 /* Batch statistics per channel, two-pass: mean[c] and biased var[c]. */
 void bnorm_ref_batch_stats(const bnorm_shape *shape, const float *x, size_t x_inner,
                            size_t x_batch, double *mean, double *var);
