@@ -1094,24 +1094,42 @@ typedef struct bwd_job {
     bool ranged; /* as the forward's */
 } bwd_job;
 
-/* The fold of channels [c0, c0 + nc) from their sums sdy, sdyx: dgamma, dbeta and
- * dx's coefficients a, b, k (the block's, from index 0). */
-static void bwd_fold(const bwd_job *j, size_t c0, size_t nc, const double *sdy,
-                     const double *sdyx, float *a, float *b, float *k)
+/* bwd_fold's loop over n channels, without a branch: inlined with gamma and without,
+ * so that it vectorizes (8x1000: 1.5 ns a channel with a branch per output). */
+static inline __attribute__((always_inline)) void
+bwd_fold_loop(size_t n, const double *restrict sdy, const double *restrict sdyx,
+              const float *restrict invstd, const float *restrict gamma, double inv_m,
+              float *restrict dgamma, float *restrict dbeta, float *restrict a,
+              float *restrict b, float *restrict k)
 {
-    const float *gamma = j->gamma, *save_invstd = j->save_invstd;
-    float *dgamma = j->dgamma, *dbeta = j->dbeta;
-    double inv_m = 1.0 / (double)j->m; /* the fold multiplies (see the forward) */
-    for (size_t i = 0; i < nc; i++) {
-        double is = save_invstd[c0 + i], gm = gamma ? gamma[c0 + i] : 1.0;
+    for (size_t i = 0; i < n; i++) {
+        double is = invstd[i], gm = gamma ? gamma[i] : 1.0;
         double dg = sdyx[i] * is;
-        if (dgamma)
-            dgamma[c0 + i] = (float)dg;
-        if (dbeta)
-            dbeta[c0 + i] = (float)sdy[i];
+        dgamma[i] = (float)dg;
+        dbeta[i] = (float)sdy[i];
         a[i] = (float)(gm * is);
         b[i] = (float)(-gm * is * is * dg * inv_m);
         k[i] = (float)(-gm * is * sdy[i] * inv_m);
+    }
+}
+
+/* The fold of channels [c0, c0 + nc) from their sums sdy, sdyx: dgamma, dbeta (NULL:
+ * into scratch) and dx's coefficients a, b, k (the block's, from index 0). */
+static void bwd_fold(const bwd_job *j, size_t c0, size_t nc, const double *sdy,
+                     const double *sdyx, float *a, float *b, float *k)
+{
+    double inv_m = 1.0 / (double)j->m; /* the fold multiplies (see the forward) */
+    float dg_scratch[BLOCK], db_scratch[BLOCK];
+    for (size_t o = 0; o < nc; o += BLOCK) {
+        size_t n = nc - o < BLOCK ? nc - o : BLOCK, c = c0 + o;
+        float *dg = j->dgamma ? j->dgamma + c : dg_scratch;
+        float *db = j->dbeta ? j->dbeta + c : db_scratch;
+        if (j->gamma)
+            bwd_fold_loop(n, sdy + o, sdyx + o, j->save_invstd + c, j->gamma + c, inv_m, dg,
+                          db, a + o, b + o, k + o);
+        else
+            bwd_fold_loop(n, sdy + o, sdyx + o, j->save_invstd + c, NULL, inv_m, dg, db,
+                          a + o, b + o, k + o);
     }
 }
 
