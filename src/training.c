@@ -412,13 +412,22 @@ static __attribute__((noinline)) void reduce_rows(const bnorm_kernels *kt, const
         t1 = c1;
         t2 = c2;
     }
-    double p1[PART_PAIRS], p2[PART_PAIRS];
     size_t chunks = walk_chunks(w), per = PART_PAIRS / len;
-    for (size_t first = 0; first < chunks; first += per) {
-        size_t cnt = chunks - first < per ? chunks - first : per;
-        chunk_job j = {kt, w, x, dy, k, first, p1, p2, NULL, NULL};
-        run_chunks(chunk_task, &j, cnt, pool);
-        add_partials(p1, p2, cnt, len, t1, t2);
+    if (chunks == 1) {
+        /* One chunk sums from zero: straight into t1, t2 (zeroed), bit for bit what
+         * adding its partials to them gives (+0 + p is p, and a sum from +0 is never
+         * -0). Training 8x1000, one thread: forward 4.9 -> 4.2 us, backward 4.6-5.0
+         * -> 4.0 without clearing and adding partials for each block. */
+        chunk_job j = {kt, w, x, dy, k, 0, NULL, NULL, t1, t2};
+        each_span(w, 0, w->groups * w->items, chunk_span, &j);
+    } else {
+        double p1[PART_PAIRS], p2[PART_PAIRS];
+        for (size_t first = 0; first < chunks; first += per) {
+            size_t cnt = chunks - first < per ? chunks - first : per;
+            chunk_job j = {kt, w, x, dy, k, first, p1, p2, NULL, NULL};
+            run_chunks(chunk_task, &j, cnt, pool);
+            add_partials(p1, p2, cnt, len, t1, t2);
+        }
     }
     /* Periodic: channel c's sum is its columns c, c + C, ... added in that order. */
     for (size_t c = 0; w->period && c < nc; c++)
