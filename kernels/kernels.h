@@ -91,10 +91,10 @@ typedef bnorm_f32_apply2_kernel *bnorm_f32_apply2_fn;
  * x87_double.h). Every term is the same double in every ISA and arrives in the same
  * order, so rows sums are identical in every ISA (bnorm-check's rows_sums checks it).
  * (src/training.c calls this over chunks of rows fixed by the shape, each into zeroed
- * partials that it adds in chunk order, and over dense small-C tensors as rows of P
- * floats of whole periods of C with k repeated, folding column sums into channels in
- * column order: all in src/, so training's rows statistics are identical in every ISA
- * too.)
+ * partials that it adds in chunk order (one chunk: into the zeroed sums, the same
+ * bits), and over dense small-C tensors as rows of P floats of whole periods of C
+ * with k repeated, folding column sums into channels in column order: all in src/,
+ * so training's rows statistics are identical in every ISA too.)
  * planes: each item is summed from zero, then added to s1[p], s2[p], items in order;
  * the order inside an item (lanes) and whether d*d is fused into its sum are the
  * ISA's own, so planes sums may differ between ISAs in the last bits.
@@ -179,9 +179,8 @@ typedef bnorm_f32_fold_kernel *bnorm_f32_fold_fn;
  * Training's fold, the part the divider runs: for i < c,
  *   inv[i] = 1 / sqrt(var[i] + eps)
  * in double (var is the batch variance, in double), each operation rounded once,
- * so every ISA writes the formula's bits (kernels/fold_formula.h). The ISAs differ
- * in how many lanes their divider takes at once: Zen 4 takes four at AVX2's width,
- * twice what it takes at SSE2's.
+ * so every ISA writes the formula's bits (kernels/fold_formula.h). inv overlaps
+ * no input.
  */
 typedef void bnorm_f64_inv_std_kernel(size_t c, const double *var, float eps, double *inv);
 typedef bnorm_f64_inv_std_kernel *bnorm_f64_inv_std_fn;

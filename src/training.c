@@ -54,7 +54,8 @@
 /* Channels per block: bounds the stack, about 40-50 KB per call or range task (the
  * forward's frame 18 KB: sums, shifts, the blocks being folded and applied and the
  * periodic pattern; a reduction's partials 21 KB; the fold's 5 KB and, for a far shift,
- * its second pass's 4 KB over another reduction; the backward's frame 11 KB), and the
+ * its second pass's 4 KB over another reduction; the backward's frame 11 KB and its
+ * fold's 2 KB of scratch for a NULL dgamma or dbeta), and the
  * coefficients of split rows 12 KB more (SPLIT), whose pass over whole rows (wide_rows)
  * holds every channel's sums and shifts in 17-21 KB, instead of a range's frame. */
 #define BLOCK 256
@@ -262,14 +263,15 @@ static void last_first(size_t items, size_t len, bnorm_range_fn run, const void 
     }
 }
 
-/* One pass of row chunks of a block: chunk first + t sums into p1, p2 + t * len. */
+/* One pass of row chunks of a block: chunk first + t sums into p1, p2 + t * len (a
+ * block of one chunk: into the sums themselves, reduce_rows). */
 typedef struct chunk_job {
     const bnorm_kernels *kt;
     const walk *w;
     const float *x, *dy, *k;
     size_t first;
     double *p1, *p2;
-    double *s1, *s2; /* the running chunk's partials (set by chunk_task) */
+    double *s1, *s2; /* where chunk_span sums: the running chunk's partials */
 } chunk_job;
 
 /* Sums of one call's rows: moments of x about k (dy == NULL), or dot products. */
@@ -412,7 +414,7 @@ static __attribute__((noinline)) void reduce_rows(const bnorm_kernels *kt, const
         t1 = c1;
         t2 = c2;
     }
-    size_t chunks = walk_chunks(w), per = PART_PAIRS / len;
+    size_t chunks = walk_chunks(w);
     if (chunks == 1) {
         /* One chunk sums from zero: straight into t1, t2 (zeroed), bit for bit what
          * adding its partials to them gives (+0 + p is p, and a sum from +0 is never
@@ -422,6 +424,7 @@ static __attribute__((noinline)) void reduce_rows(const bnorm_kernels *kt, const
         each_span(w, 0, w->groups * w->items, chunk_span, &j);
     } else {
         double p1[PART_PAIRS], p2[PART_PAIRS];
+        size_t per = PART_PAIRS / len;
         for (size_t first = 0; first < chunks; first += per) {
             size_t cnt = chunks - first < per ? chunks - first : per;
             chunk_job j = {kt, w, x, dy, k, first, p1, p2, NULL, NULL};
