@@ -2,9 +2,9 @@
  * Conformance of the fold kernels (bnorm_f32_fold_kernel): each table's fold and
  * fold_pipelined, on the case's C channels, write the reference's bits
  * (bnorm_ref_fold; NaN for NaN) and nothing else; so does its inv_std (training's
- * fold, bnorm_ref_inv_std) on the case's variances in double. The AVX2 fold computes some
- * channels from an estimate that must prove it rounds to the formula's float, or hand
- * them to the formula; this op is exact (tolerance 0) and runs wherever bnorm-check
+ * fold, bnorm_ref_inv_std) on the case's variances in double. The AVX2 fold computes
+ * some channels from an estimate that must prove it rounds to the formula's float, or
+ * hand them to the formula; this op is exact (tolerance 0) and runs wherever bnorm-check
  * runs, so a table whose estimate is poorer (SIMDe's translation on aarch64) is
  * checked too.
  *
