@@ -35,23 +35,6 @@ size_t bnorm_pattern_len(size_t c, size_t total)
     return pattern_len(c, total, 64);
 }
 
-/* An output large enough to be written with non-temporal stores. */
-static bool large_output(const bnorm_geom *gy)
-{
-    size_t bytes = gy->extent * sizeof(float);
-    return bytes >= BNORM_STREAM_MIN_BYTES && bytes >= bnorm_stream_threshold();
-}
-
-/* Streamed spans shorter than BNORM_STREAM_SPAN_MIN floats each start or end in part
- * of a line too often: written around the cache they cost more than through it (Zen
- * 4, AVX2, 64 MiB of planes of 9 floats: 36 ms streamed, 5.1 not). Dense planes of a
- * vector or more are exempt: apply_planes_dense may walk them as one run (AVX2 does,
- * streamed, under 256 floats: planes of 9 5.4 ms, of 49 3.5). */
-static bool long_spans(size_t len, bool dense_planes)
-{
-    return len >= BNORM_STREAM_SPAN_MIN || (dense_planes && len >= 8);
-}
-
 /*
  * Rows wider than ROW_STRIP floats run in column strips where x and y together (x
  * alone in place) are under the stream threshold (half the LLC), so in cache: whole
@@ -97,7 +80,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
     plan->lo = lo;
     plan->hi = hi;
     plan->flags = (clamp ? BNORM_KF_CLAMP : 0) | (m ? BNORM_KF_CENTER : 0);
-    bool large = large_output(gy);
+    bool large = bnorm_large_output(gy);
 
     if (!bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
         /* Planes that follow each other are one array to the kernel: no partial
@@ -179,7 +162,7 @@ plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k, const bnorm_shape *sha
         plan->last_len = total - (plan->items - 1) * p;
         plan->x_item = plan->y_item = p;
     }
-    if (large && long_spans(plan->len, plan->fn == k->apply_planes_dense))
+    if (large && bnorm_long_spans(plan->len, plan->fn == k->apply_planes_dense))
         plan->flags |= BNORM_KF_STREAM;
     plan->strip = plan->len;
     if (!plan->per_item_ab && plan->len > ROW_STRIP) {
@@ -197,11 +180,6 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
                            float lo, float hi, bool clamp, bnorm_apply_pattern *pattern)
 {
     plan_init(plan, k, shape, gx, gy, x, y, c0, c1, a, b, m, lo, hi, clamp, pattern);
-}
-
-bool bnorm_apply_streams(const bnorm_geom *gy, size_t len, bool dense_planes)
-{
-    return large_output(gy) && long_spans(len, dense_planes);
 }
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan)

@@ -88,12 +88,34 @@ void bnorm_apply_plan_init(bnorm_apply_plan *plan, const bnorm_kernels *k,
 
 size_t bnorm_apply_plan_items(const bnorm_apply_plan *plan);
 
+/* An output large enough to be written with non-temporal stores. Inline, as the next
+ * two: the one-row apply asks them on every call, and a small output's answer is its
+ * size test. */
+static inline bool bnorm_large_output(const bnorm_geom *gy)
+{
+    size_t bytes = gy->extent * sizeof(float);
+    return bytes >= BNORM_STREAM_MIN_BYTES && bytes >= bnorm_stream_threshold();
+}
+
+/* Streamed spans shorter than BNORM_STREAM_SPAN_MIN floats each start or end in part
+ * of a line too often: written around the cache they cost more than through it (Zen
+ * 4, AVX2, 64 MiB of planes of 9 floats: 36 ms streamed, 5.1 not). Dense planes of a
+ * vector or more are exempt: apply_planes_dense may walk them as one run (AVX2 does,
+ * streamed, under 256 floats: planes of 9 5.4 ms, of 49 3.5). */
+static inline bool bnorm_long_spans(size_t len, bool dense_planes)
+{
+    return len >= BNORM_STREAM_SPAN_MIN || (dense_planes && len >= 8);
+}
+
 /* Whether the tensor gy describes, written in spans of len floats (dense_planes:
  * planes that follow each other, which apply_planes_dense writes), is written with
  * non-temporal stores (BNORM_KF_STREAM): it is at least the stream threshold (and
  * 1 MiB), and its spans are long enough to start and end on lines mostly. Every
  * apply that passes the flag itself asks this, as the plans do. */
-bool bnorm_apply_streams(const bnorm_geom *gy, size_t len, bool dense_planes);
+static inline bool bnorm_apply_streams(const bnorm_geom *gy, size_t len, bool dense_planes)
+{
+    return bnorm_large_output(gy) && bnorm_long_spans(len, dense_planes);
+}
 
 void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end);
 
@@ -114,9 +136,7 @@ void bnorm_apply_channels_planned(const bnorm_kernels *k, const bnorm_shape *sha
 
 /* Runs y = act(x * a[c] + b[c]) over channels [c0, c1): one row of channels (one pixel
  * of one image, unit channel step) by the kernel right away, anything else through a
- * plan. Inline, as is the row's stream test for outputs under BNORM_STREAM_MIN_BYTES
- * (where bnorm_apply_streams is false): a small tensor's time is the call's fixed
- * cost. */
+ * plan. Inline: a small tensor's time is the call's fixed cost. */
 static inline void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shape *shape,
                                         const bnorm_geom *gx, const bnorm_geom *gy,
                                         const float *x, float *y, size_t c0, size_t c1,
@@ -126,9 +146,8 @@ static inline void bnorm_apply_channels(const bnorm_kernels *k, const bnorm_shap
     if (shape->n == 1 && shape->spatial == 1 &&
         bnorm_walks_rows(shape, gx->inner == 1 && gy->inner == 1)) {
         size_t nc = c1 - c0;
-        bool stream = gy->extent * sizeof(float) >= BNORM_STREAM_MIN_BYTES &&
-                      bnorm_apply_streams(gy, nc, false);
-        unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) | (stream ? BNORM_KF_STREAM : 0);
+        unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) |
+                         (bnorm_apply_streams(gy, nc, false) ? BNORM_KF_STREAM : 0);
         k->apply_rows(1, nc, x + c0, nc, y + c0, nc, a, b, NULL, lo, hi, flags);
         return;
     }
