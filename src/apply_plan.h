@@ -122,8 +122,9 @@ void bnorm_apply_plan_run(const bnorm_apply_plan *plan, size_t begin, size_t end
 /* bnorm_apply_plan_run for a bnorm_range_fn (parallel.h): plan is the plan. */
 void bnorm_apply_plan_range(const void *plan, size_t begin, size_t end);
 
-/* Runs the whole plan, split into tasks of a fixed number of items (fixed by the
- * shape) through the host's parallel-for if the calling thread has one. */
+/* Runs the whole plan, split into tasks fixed by the shape (items, spans of planes
+ * fewer than the tasks, or equal ranges of rows that follow each other) through the
+ * host's parallel-for if the calling thread has one. */
 void bnorm_apply_plan_execute(const bnorm_apply_plan *plan);
 
 /* bnorm_apply_channels through a plan (bnorm_apply_plan_init with a pattern, then
