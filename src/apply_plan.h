@@ -70,7 +70,9 @@ size_t bnorm_pattern_len(size_t c, size_t total);
 /* Scratch for the periodic plan's expanded scale and shift; lives on the caller's
  * stack for as long as the plan runs. */
 typedef struct bnorm_apply_pattern {
-    float a[BNORM_PATTERN_MAX], b[BNORM_PATTERN_MAX], m[BNORM_PATTERN_MAX];
+    BNORM_LINE_ALIGNED float a[BNORM_PATTERN_MAX];
+    BNORM_LINE_ALIGNED float b[BNORM_PATTERN_MAX];
+    BNORM_LINE_ALIGNED float m[BNORM_PATTERN_MAX];
 } bnorm_apply_pattern;
 
 /*

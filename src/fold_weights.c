@@ -54,7 +54,7 @@ bnorm_status bnorm_fold_into_weights(bnorm_weight_layout layout, size_t out_chan
                     (bias_in != bias_out && bnorm_overlaps(bias_out, oc, bias_in, oc))))
         return BNORM_ERR_ALIAS;
 
-    double s[BLOCK];
+    BNORM_LINE_ALIGNED double s[BLOCK];
     bnorm_x87_state x87 = bnorm_x87_double_begin(); /* bias_out: bnorm_fold's shift */
     for (size_t c0 = 0; c0 < oc; c0 += BLOCK) {
         size_t nc = oc - c0 < BLOCK ? oc - c0 : BLOCK;

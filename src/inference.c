@@ -161,7 +161,8 @@ fold_apply_planes(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_
                   const float *mean, const float *var, float eps, float lo, float hi,
                   bool clamp, size_t c0, size_t c1)
 {
-    float scale[BNORM_FOLD_PIPE], shift[BNORM_FOLD_PIPE];
+    BNORM_LINE_ALIGNED float scale[BNORM_FOLD_PIPE];
+    BNORM_LINE_ALIGNED float shift[BNORM_FOLD_PIPE];
     size_t len = shape->spatial;
     unsigned flags = (clamp ? BNORM_KF_CLAMP : 0) |
                      (bnorm_apply_streams(gy, len, true) ? BNORM_KF_STREAM : 0);
@@ -194,7 +195,8 @@ fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *g
                           c0, c1);
         return;
     }
-    float scale[FOLD_BLOCK], shift[FOLD_BLOCK];
+    BNORM_LINE_ALIGNED float scale[FOLD_BLOCK];
+    BNORM_LINE_ALIGNED float shift[FOLD_BLOCK];
     for (; c0 < c1; c0 += FOLD_BLOCK) {
         size_t b1 = c1 - c0 < FOLD_BLOCK ? c1 : c0 + FOLD_BLOCK;
         k->fold(b1 - c0, gamma ? gamma + c0 : NULL, beta ? beta + c0 : NULL,

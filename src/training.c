@@ -375,7 +375,10 @@ static __attribute__((noinline)) void reduce_sums(const bnorm_kernels *kt, const
                                                   bool pool)
 {
     size_t cols = r->k * nc; /* column q nc + c: phase q, channel c */
-    double c1[BLOCK], c2[BLOCK], p1[PART_PAIRS], p2[PART_PAIRS];
+    BNORM_LINE_ALIGNED double c1[BLOCK];
+    BNORM_LINE_ALIGNED double c2[BLOCK];
+    BNORM_LINE_ALIGNED double p1[PART_PAIRS];
+    BNORM_LINE_ALIGNED double p2[PART_PAIRS];
     memset(c1, 0, cols * sizeof(double));
     memset(c2, 0, cols * sizeof(double));
     size_t chunks = (r->pixels + r->chunk_pixels - 1) / r->chunk_pixels;
@@ -403,8 +406,9 @@ static __attribute__((noinline)) void reduce_rows(const bnorm_kernels *kt, const
                                                   double *s1, double *s2, bool pool)
 {
     size_t len = w->len;
-    float kp[BLOCK];
-    double c1[BLOCK], c2[BLOCK]; /* periodic: per column of the P-wide rows */
+    BNORM_LINE_ALIGNED float kp[BLOCK];
+    BNORM_LINE_ALIGNED double c1[BLOCK];
+    BNORM_LINE_ALIGNED double c2[BLOCK]; /* periodic: per column of the P-wide rows */
     double *t1 = s1, *t2 = s2;
     if (w->period) {
         repeat(kp, k, w->period, len);
@@ -423,7 +427,8 @@ static __attribute__((noinline)) void reduce_rows(const bnorm_kernels *kt, const
         chunk_job j = {kt, w, x, dy, k, 0, NULL, NULL, t1, t2};
         each_span(w, 0, w->groups * w->items, chunk_span, &j);
     } else {
-        double p1[PART_PAIRS], p2[PART_PAIRS];
+        BNORM_LINE_ALIGNED double p1[PART_PAIRS];
+        BNORM_LINE_ALIGNED double p2[PART_PAIRS];
         size_t per = PART_PAIRS / len;
         for (size_t first = 0; first < chunks; first += per) {
             size_t cnt = chunks - first < per ? chunks - first : per;
@@ -688,7 +693,9 @@ static bool any_overlap(const region *out, int nout, const region *in, int nin, 
 /* A block of channels folded by the forward: y = (x - m) * a + b. */
 typedef struct fwd_block {
     size_t c0, nc;
-    float a[BLOCK], b[BLOCK], m[BLOCK];
+    BNORM_LINE_ALIGNED float a[BLOCK];
+    BNORM_LINE_ALIGNED float b[BLOCK];
+    BNORM_LINE_ALIGNED float m[BLOCK];
 } fwd_block;
 
 /* The forward's apply pass over channels [c0, c0 + nc) folded into a, b, m. */
@@ -756,7 +763,8 @@ static __attribute__((noinline)) void refine(const fwd_job *j, size_t c0, size_t
                                              const float *k, const float *kn, double *s1,
                                              double *s2)
 {
-    double t1[BLOCK], t2[BLOCK];
+    BNORM_LINE_ALIGNED double t1[BLOCK];
+    BNORM_LINE_ALIGNED double t2[BLOCK];
     walk wb = walk_block(&j->w, nc);
     reduce_block(j->kt, &wb, j->x + c0 * j->w.c_stride[0], NULL, kn, t1, t2, false);
     for (size_t i = 0; i < nc; i++)
@@ -820,7 +828,9 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
     double w_new = running ? (torch ? running->momentum : 1.0 - running->momentum) : 0.0;
     double w_old = 1.0 - w_new, unbias = torch ? j->m / (j->m - 1.0) : 1.0;
     float eps = j->eps;
-    double inv[BLOCK], excess[BLOCK]; /* excess > 0: the shift is far (REFINE_Z2) */
+    BNORM_LINE_ALIGNED double inv[BLOCK];
+    /* excess > 0: the shift is far (REFINE_Z2) */
+    BNORM_LINE_ALIGNED double excess[BLOCK];
     for (size_t i = 0; i < nc; i++)
         excess[i] = channel_stats(&s1[i], &s2[i], k[i], inv_m);
     /* d^2 <= (m - 1) var: a shift can only be far where m > REFINE_Z2 + 1. The scan
@@ -833,7 +843,7 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
             break;
         }
     if (first < nc) {
-        float kn[BLOCK];
+        BNORM_LINE_ALIGNED float kn[BLOCK];
         for (size_t i = 0; i < nc; i++)
             kn[i] = excess[i] > 0.0 ? (float)s1[i] : k[i];
         refine(j, c0, nc, k, kn, s1, s2);
@@ -846,7 +856,7 @@ static void fwd_fold(const fwd_job *j, size_t c0, size_t nc, const float *k, dou
         memcpy(b, beta + c0, nc * sizeof(float));
     else
         memset(b, 0, nc * sizeof(float));
-    float scratch[BLOCK];
+    BNORM_LINE_ALIGNED float scratch[BLOCK];
     float *invstd = save_invstd ? save_invstd + c0 : scratch;
     const float *g = gamma ? gamma + c0 : NULL;
     float *rm = running ? running->mean + c0 : NULL, *rv = running ? running->var + c0 : NULL;
@@ -879,8 +889,9 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     /* A range that is not a task, with a pool: row chunks and the apply pass go
      * through it. */
     bool pool = !j->ranged && bnorm_parallel_active();
-    double s1[BLOCK], s2[BLOCK];
-    float k[BLOCK];
+    BNORM_LINE_ALIGNED double s1[BLOCK];
+    BNORM_LINE_ALIGNED double s2[BLOCK];
+    BNORM_LINE_ALIGNED float k[BLOCK];
     fwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
     fwd_block *cur = &blk[0], *prev = NULL;
     bnorm_apply_pattern pattern;
@@ -934,8 +945,9 @@ static __attribute__((noinline)) void fwd_wide(const fwd_job *j, size_t c0, size
                                                float *a, float *b, float *m)
 {
     size_t nc = c1 - c0;
-    double s1[SPLIT], s2[SPLIT];
-    float k[SPLIT];
+    BNORM_LINE_ALIGNED double s1[SPLIT];
+    BNORM_LINE_ALIGNED double s2[SPLIT];
+    BNORM_LINE_ALIGNED float k[SPLIT];
     const float *x = j->x + c0 * j->w.c_stride[0];
     for (size_t i = 0; i < nc; i++)
         k[i] = shift_of(x[i]); /* from the first row */
@@ -953,7 +965,9 @@ static __attribute__((noinline)) void fwd_wide(const fwd_job *j, size_t c0, size
 static __attribute__((noinline)) void fwd_split(fwd_job *j, size_t c0, size_t c1,
                                                 size_t per)
 {
-    float a[SPLIT], b[SPLIT], m[SPLIT];
+    BNORM_LINE_ALIGNED float a[SPLIT];
+    BNORM_LINE_ALIGNED float b[SPLIT];
+    BNORM_LINE_ALIGNED float m[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_m = m, j->fold_c0 = c0;
     j->ranged = ranged(c1 - c0, per);
     if (wide_rows(&j->w))
@@ -1076,7 +1090,9 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
 /* A block of channels folded by the backward: dx = a dy + b (x - mean) + k. */
 typedef struct bwd_block {
     size_t c0, nc;
-    float a[BLOCK], b[BLOCK], k[BLOCK];
+    BNORM_LINE_ALIGNED float a[BLOCK];
+    BNORM_LINE_ALIGNED float b[BLOCK];
+    BNORM_LINE_ALIGNED float k[BLOCK];
 } bwd_block;
 
 /* The backward's apply pass over one folded block. */
@@ -1131,7 +1147,8 @@ static void bwd_fold(const bwd_job *j, size_t c0, size_t nc, const double *sdy,
                      const double *sdyx, float *a, float *b, float *k)
 {
     double inv_m = 1.0 / (double)j->m; /* the fold multiplies (see the forward) */
-    float dg_scratch[BLOCK], db_scratch[BLOCK];
+    BNORM_LINE_ALIGNED float dg_scratch[BLOCK];
+    BNORM_LINE_ALIGNED float db_scratch[BLOCK];
     for (size_t o = 0; o < nc; o += BLOCK) {
         size_t n = nc - o < BLOCK ? nc - o : BLOCK, c = c0 + o;
         float *dg = j->dgamma ? j->dgamma + c : dg_scratch;
@@ -1159,7 +1176,8 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
     /* A range that is not a task, with a pool: row chunks and the apply pass go
      * through it. */
     bool pool = !j->ranged && bnorm_parallel_active();
-    double sdy[BLOCK], sdyx[BLOCK];
+    BNORM_LINE_ALIGNED double sdy[BLOCK];
+    BNORM_LINE_ALIGNED double sdyx[BLOCK];
     bwd_block blk[2]; /* the block being reduced and, pipelined, the one before */
     bwd_block *cur = &blk[0], *prev = NULL;
     for (size_t c0 = c0_range; c0 < c1; c0 += block) {
@@ -1212,7 +1230,8 @@ static void bwd_range(const void *job, size_t c0_range, size_t c1)
 static __attribute__((noinline)) void bwd_wide(const bwd_job *j, size_t c0, size_t c1,
                                                float *a, float *b, float *k)
 {
-    double sdy[SPLIT], sdyx[SPLIT];
+    BNORM_LINE_ALIGNED double sdy[SPLIT];
+    BNORM_LINE_ALIGNED double sdyx[SPLIT];
     const walk *w = &j->w;
     walk wb = walk_block(w, c1 - c0);
     reduce_block(j->kt, &wb, j->x + c0 * w->c_stride[0], j->dy + c0 * w->c_stride[1],
@@ -1226,7 +1245,9 @@ static __attribute__((noinline)) void bwd_wide(const bwd_job *j, size_t c0, size
 static __attribute__((noinline)) void bwd_split(bwd_job *j, size_t c0, size_t c1,
                                                 size_t per)
 {
-    float a[SPLIT], b[SPLIT], k[SPLIT];
+    BNORM_LINE_ALIGNED float a[SPLIT];
+    BNORM_LINE_ALIGNED float b[SPLIT];
+    BNORM_LINE_ALIGNED float k[SPLIT];
     j->fold_a = a, j->fold_b = b, j->fold_k = k, j->fold_c0 = c0;
     j->ranged = ranged(c1 - c0, per);
     if (wide_rows(&j->w))
