@@ -1071,7 +1071,8 @@ static void apply2_block(const bnorm_kernels *kt, const walk *w, const float *x,
                               dx + g * w->g_stride[2], w->i_stride[2], a, b, m, k);
         return;
     }
-    float pat[4][BLOCK]; /* periodic: a, b, m and k repeated over the P columns */
+    /* periodic: a, b, m and k repeated over the P columns */
+    BNORM_LINE_ALIGNED float pat[4][BLOCK];
     if (w->period) {
         const float *src[4] = {a, b, m, k};
         for (int v = 0; v < 4; v++)
