@@ -213,6 +213,25 @@ fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *g
     }
 }
 
+/* fold_apply for a whole serial call, out of line: its 64-byte-aligned arrays would
+ * make every entry point realign its frame, which a tiny call pays for (below). */
+static __attribute__((noinline)) void
+fold_apply_call(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gx,
+                const bnorm_geom *gy, const float *x, float *y, const float *gamma,
+                const float *beta, const float *mean, const float *var, float eps,
+                float lo, float hi, bool clamp)
+{
+    fold_apply(k, shape, gx, gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp, 0,
+               shape->c, false);
+}
+
+/* Channels up to which one row of them (one image of one pixel) is folded into the
+ * entry point's own frame, without BNORM_LINE_ALIGNED: each coefficient is read once,
+ * so its alignment does not matter, and the frame needs no realigning. 1x24x1x1,
+ * AVX2, ns a call: 46.2-46.6 through fold_apply_call, 42.5-42.8 here (44.4-46.9 with
+ * the arrays unaligned, before BNORM_LINE_ALIGNED). */
+#define ONE_ROW_MAX 256
+
 static void infer_range(const void *job, size_t c0, size_t c1)
 {
     const infer_job *j = job;
@@ -274,9 +293,13 @@ inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
         infer_job j = {k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp};
         bnorm_parallel_ranges(infer_range, &j, 0, c, per,
                               rows_of(shape, &gx, &gy) ? infer_lines(shape, &gy, y) : NULL);
+    } else if (c <= ONE_ROW_MAX && shape->n == 1 && shape->spatial == 1) {
+        float scale[ONE_ROW_MAX], shift[ONE_ROW_MAX];
+        k->fold(c, gamma, beta, mean, var, eps, scale, shift);
+        bnorm_apply_channels(k, shape, &gx, &gy, x, y, 0, c, scale, shift, lo, hi, clamp);
     } else {
-        fold_apply(k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp, 0,
-                   c, false);
+        fold_apply_call(k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi,
+                        clamp);
     }
     return BNORM_OK;
 }
