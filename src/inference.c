@@ -178,9 +178,10 @@ fold_apply_planes(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_
 /* Folds channels [c0, c1) onto the stack a block at a time and applies each block:
  * as a pool's task (the block's plan runs here), or for the whole call
  * (bnorm_apply_channels, which with a pool splits the apply into tasks); one image's
- * planes, where this thread applies them all, by fold_apply_planes. Arguments, not
- * an infer_job: the serial call of a tiny tensor builds none. */
-static BNORM_ALWAYS_INLINE void
+ * planes, where this thread applies them all, by fold_apply_planes. Out of line: its
+ * 64-byte-aligned arrays would make every entry point realign its frame, which a
+ * tiny call pays for (ONE_ROW_MAX). */
+static __attribute__((noinline)) void
 fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gx,
            const bnorm_geom *gy, const float *x, float *y, const float *gamma,
            const float *beta, const float *mean, const float *var, float eps, float lo,
@@ -213,22 +214,10 @@ fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *g
     }
 }
 
-/* fold_apply for a whole serial call, out of line: its 64-byte-aligned arrays would
- * make every entry point realign its frame, which a tiny call pays for (below). */
-static __attribute__((noinline)) void
-fold_apply_call(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *gx,
-                const bnorm_geom *gy, const float *x, float *y, const float *gamma,
-                const float *beta, const float *mean, const float *var, float eps,
-                float lo, float hi, bool clamp)
-{
-    fold_apply(k, shape, gx, gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp, 0,
-               shape->c, false);
-}
-
 /* Channels up to which one row of them (one image of one pixel) is folded into the
  * entry point's own frame, without BNORM_LINE_ALIGNED: each coefficient is read once,
  * so its alignment does not matter, and the frame needs no realigning. 1x24x1x1,
- * AVX2, ns a call: 46.2-46.6 through fold_apply_call, 42.5-42.8 here (44.4-46.9 with
+ * AVX2, ns a call: 46.2-46.6 through fold_apply, 42.5-42.8 here (44.4-46.9 with
  * the arrays unaligned, before BNORM_LINE_ALIGNED). */
 #define ONE_ROW_MAX 256
 
@@ -298,8 +287,8 @@ inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
         k->fold(c, gamma, beta, mean, var, eps, scale, shift);
         bnorm_apply_channels(k, shape, &gx, &gy, x, y, 0, c, scale, shift, lo, hi, clamp);
     } else {
-        fold_apply_call(k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi,
-                        clamp);
+        fold_apply(k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp, 0,
+                   c, false);
     }
     return BNORM_OK;
 }

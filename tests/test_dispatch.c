@@ -869,9 +869,8 @@ static void normal_floats(bnorm_rng *rng, float *p, size_t n, double scale)
 
 /* Streamed NHWC rows are expanded to a pattern of at least 256 floats where one fits
  * (apply_plan.c): the longest row the rows kernel gets (the last row can be shorter)
- * and its flags show it. */
-/* The values are the rows kernel's over rows of C (an elementwise operation: the
- * rows it is cut into cannot change a bit), the row lengths as planned. */
+ * and its flags show it. The values are the rows kernel's over rows of C (an
+ * elementwise operation: the rows it is cut into cannot change a bit). */
 Test(stream_threshold, streamed_rows_are_periodic_and_exact)
 {
     const size_t t = threshold_with("1M");
