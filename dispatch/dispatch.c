@@ -31,6 +31,7 @@ static uint32_t cpu_features;
 static _Atomic size_t stream_threshold;
 static size_t cached_pass_bytes;
 static bnorm_status env_status;
+static bnorm_status env_threshold_status;
 
 const bnorm_kernels *bnorm_kernels_for(bnorm_isa isa)
 {
@@ -107,7 +108,10 @@ static void init(void)
      * it where the reported LLC is not what a thread gets (a VM, a shared server). */
     size_t llc = bnorm_detect_llc_bytes();
     size_t threshold = llc ? llc / 2 : (size_t)16 << 20;
-    parse_bytes(getenv("BNORM_STREAM_THRESHOLD"), &threshold); /* else the default */
+    const char *text = getenv("BNORM_STREAM_THRESHOLD");
+    env_threshold_status = !text || !*text || parse_bytes(text, &threshold)
+                               ? BNORM_OK
+                               : BNORM_ERR_BAD_VALUE; /* and the default stays */
     atomic_store_explicit(&stream_threshold,
                           threshold > BNORM_STREAM_MIN_BYTES ? threshold
                                                              : BNORM_STREAM_MIN_BYTES,
@@ -237,4 +241,15 @@ bnorm_status bnorm_env_isa_status(void)
 {
     ensure_init();
     return env_status;
+}
+
+size_t bnorm_stream_threshold_bytes(void)
+{
+    return bnorm_stream_threshold();
+}
+
+bnorm_status bnorm_env_stream_threshold_status(void)
+{
+    ensure_init();
+    return env_threshold_status;
 }

@@ -519,6 +519,26 @@ BNORM_API bnorm_status bnorm_set_isa(bnorm_isa isa);
  */
 BNORM_API bnorm_status bnorm_env_isa_status(void);
 
+/**
+ * The size from which outputs are written with non-temporal stores, around the
+ * caches (an output that large would not stay cached beside its input): half the
+ * last-level cache detected on first use (16 MiB where none is found), or the
+ * environment variable BNORM_STREAM_THRESHOLD (see bnorm_env_stream_threshold_status);
+ * never below 1 MiB. Only speed depends on it: the results are the same bits either
+ * way. Thread-safe.
+ * @return the threshold, in bytes
+ */
+BNORM_API size_t bnorm_stream_threshold_bytes(void);
+
+/**
+ * What became of the BNORM_STREAM_THRESHOLD environment variable (bytes, or with a
+ * K, M or G suffix: "32M") when the library initialized.
+ * @return BNORM_OK if it was unset, empty, or applied (a value below 1 MiB applies
+ * as 1 MiB); BNORM_ERR_BAD_VALUE if it is not such a number or does not fit a
+ * size_t: it was then ignored.
+ */
+BNORM_API bnorm_status bnorm_env_stream_threshold_status(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -721,45 +721,65 @@ static size_t default_threshold(void)
     return t > BNORM_STREAM_MIN_BYTES ? t : BNORM_STREAM_MIN_BYTES;
 }
 
-/* The threshold the library takes with BNORM_STREAM_THRESHOLD=value (NULL: unset). */
-static size_t threshold_with(const char *value)
+/* The threshold the library takes with BNORM_STREAM_THRESHOLD=value (NULL: unset),
+ * as the public call reports it too, and what it says of the variable. */
+static size_t threshold_with(const char *value, bnorm_status status)
 {
     int rc = value ? setenv("BNORM_STREAM_THRESHOLD", value, 1)
                    : unsetenv("BNORM_STREAM_THRESHOLD");
     cr_assert_eq(rc, 0);
-    return bnorm_stream_threshold();
+    size_t t = bnorm_stream_threshold();
+    cr_assert_eq(bnorm_stream_threshold_bytes(), t);
+    cr_assert_eq(bnorm_env_stream_threshold_status(), status, "BNORM_STREAM_THRESHOLD=%s",
+                 value ? value : "(unset)");
+    return t;
 }
 
-Test(stream_threshold, unset) { cr_assert_eq(threshold_with(NULL), default_threshold()); }
+Test(stream_threshold, unset)
+{
+    cr_assert_eq(threshold_with(NULL, BNORM_OK), default_threshold());
+}
 Test(stream_threshold, bytes)
 {
-    cr_assert_eq(threshold_with("100000000"), (size_t)100000000);
+    cr_assert_eq(threshold_with("100000000", BNORM_OK), (size_t)100000000);
 }
-Test(stream_threshold, kib) { cr_assert_eq(threshold_with("4096K"), (size_t)4 << 20); }
-Test(stream_threshold, mib) { cr_assert_eq(threshold_with("64M"), (size_t)64 << 20); }
-Test(stream_threshold, gib) { cr_assert_eq(threshold_with("2g"), (size_t)2 << 30); }
+Test(stream_threshold, kib)
+{
+    cr_assert_eq(threshold_with("4096K", BNORM_OK), (size_t)4 << 20);
+}
+Test(stream_threshold, mib) { cr_assert_eq(threshold_with("64M", BNORM_OK), (size_t)64 << 20); }
+Test(stream_threshold, gib) { cr_assert_eq(threshold_with("2g", BNORM_OK), (size_t)2 << 30); }
 Test(stream_threshold, below_floor)
 {
-    cr_assert_eq(threshold_with("512K"), BNORM_STREAM_MIN_BYTES);
+    cr_assert_eq(threshold_with("512K", BNORM_OK), BNORM_STREAM_MIN_BYTES);
 }
-/* Malformed or overflowing text leaves the default. */
-Test(stream_threshold, empty) { cr_assert_eq(threshold_with(""), default_threshold()); }
+Test(stream_threshold, empty) { cr_assert_eq(threshold_with("", BNORM_OK), default_threshold()); }
+/* Malformed or overflowing text leaves the default, and says so. */
 Test(stream_threshold, not_a_number)
 {
-    cr_assert_eq(threshold_with("lots"), default_threshold());
+    cr_assert_eq(threshold_with("lots", BNORM_ERR_BAD_VALUE), default_threshold());
 }
-Test(stream_threshold, negative) { cr_assert_eq(threshold_with("-64M"), default_threshold()); }
-Test(stream_threshold, bad_suffix) { cr_assert_eq(threshold_with("64MB"), default_threshold()); }
+Test(stream_threshold, negative)
+{
+    cr_assert_eq(threshold_with("-64M", BNORM_ERR_BAD_VALUE), default_threshold());
+}
+Test(stream_threshold, bad_suffix)
+{
+    cr_assert_eq(threshold_with("64MB", BNORM_ERR_BAD_VALUE), default_threshold());
+}
 Test(stream_threshold, overflow)
 {
-    cr_assert_eq(threshold_with("99999999999999999999999"), default_threshold());
+    cr_assert_eq(threshold_with("99999999999999999999999", BNORM_ERR_BAD_VALUE),
+                 default_threshold());
     /* read once: a value set after the first use changes nothing */
     cr_assert_eq(setenv("BNORM_STREAM_THRESHOLD", "64M", 1), 0);
     cr_assert_eq(bnorm_stream_threshold(), default_threshold(), "read once");
+    cr_assert_eq(bnorm_env_stream_threshold_status(), BNORM_ERR_BAD_VALUE, "read once");
 }
 Test(stream_threshold, suffix_overflow)
 {
-    cr_assert_eq(threshold_with("18446744073709551615G"), default_threshold());
+    cr_assert_eq(threshold_with("18446744073709551615G", BNORM_ERR_BAD_VALUE),
+                 default_threshold());
 }
 
 /* The apply plans stream an output (BNORM_KF_STREAM) from the threshold on and store
@@ -796,7 +816,7 @@ static bnorm_kernels recording_table(void)
  * rows are, in their periodic pattern (NCHW with spatial 1: rows of C per image). */
 Test(stream_threshold, short_spans_are_not_streamed)
 {
-    const size_t t = threshold_with("1M");
+    const size_t t = threshold_with("1M", BNORM_OK);
     bnorm_kernels rec = recording_table();
     const struct {
         size_t c, spatial, inner; /* inner 0: dense */
@@ -873,7 +893,7 @@ static void normal_floats(bnorm_rng *rng, float *p, size_t n, double scale)
  * elementwise operation: the rows it is cut into cannot change a bit). */
 Test(stream_threshold, streamed_rows_are_periodic_and_exact)
 {
-    const size_t t = threshold_with("1M");
+    const size_t t = threshold_with("1M", BNORM_OK);
     const bnorm_kernels *k = bnorm_active_kernels();
     bnorm_kernels rec = *k;
     rec.apply_rows = recording_active_rows;
@@ -926,7 +946,7 @@ Test(stream_threshold, streamed_rows_are_periodic_and_exact)
 
 Test(stream_threshold, applies_stream_from_the_threshold_on)
 {
-    const size_t t = threshold_with("4M");
+    const size_t t = threshold_with("4M", BNORM_OK);
     cr_assert_eq(t, (size_t)4 << 20);
     bnorm_kernels rec = recording_table();
     const size_t bytes[] = {BNORM_STREAM_MIN_BYTES, t / 2, t - 64, t, 2 * t};
@@ -973,7 +993,7 @@ static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t r
 
 Test(row_strips, wide_cached_rows_run_in_strips)
 {
-    const size_t t = threshold_with("1M"); /* before any other call reads it */
+    const size_t t = threshold_with("1M", BNORM_OK); /* before any other call reads it */
     cr_assert_eq(t, (size_t)1 << 20);
     const bnorm_kernels *k = bnorm_active_kernels();
     bnorm_kernels rec = *k;

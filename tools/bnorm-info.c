@@ -1,9 +1,10 @@
 /*
  * bnorm-info: what the bnorm library linked at run time is and what it will do on
  * this CPU: its version, the CPU features it detected, the ISAs compiled into it and
- * which of them this CPU can run, and the one it chose (with what became of the
- * BNORM_ISA environment variable). Uses the public API only, so it reports on the
- * installed shared library exactly as an application sees it.
+ * which of them this CPU can run, the one it chose (with what became of the
+ * BNORM_ISA environment variable), and the size from which it streams its outputs
+ * (with what became of BNORM_STREAM_THRESHOLD). Uses the public API only, so it
+ * reports on the installed shared library exactly as an application sees it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bnorm-info\n"
-               "Prints the bnorm version, the CPU features detected, the ISAs compiled in\n"
-               "and the one chosen. BNORM_ISA=NAME asks for an ISA, as for any program.\n");
+               "Prints the bnorm version, the CPU features detected, the ISAs compiled in,\n"
+               "the one chosen, and the output size from which stores bypass the caches.\n"
+               "BNORM_ISA=NAME asks for an ISA and BNORM_STREAM_THRESHOLD=BYTES (K, M or G\n"
+               "suffix) for that size, as for any program.\n");
 }
 
 int main(int argc, char **argv)
@@ -69,5 +72,18 @@ int main(int argc, char **argv)
         printf(" (the best this CPU supports)");
     }
     printf("\n");
+
+    size_t threshold = bnorm_stream_threshold_bytes();
+    env = getenv("BNORM_STREAM_THRESHOLD");
+    env_status = bnorm_env_stream_threshold_status();
+    printf("stream threshold: %zu bytes (%.1f MiB, ", threshold,
+           (double)threshold / (1 << 20));
+    if (env && *env && env_status == BNORM_OK)
+        printf("BNORM_STREAM_THRESHOLD=%s)\n", env);
+    else if (env && *env)
+        printf("the default; BNORM_STREAM_THRESHOLD=%s ignored: %s)\n", env,
+               bnorm_status_name(env_status));
+    else
+        printf("the default: half the last-level cache, or 16 MiB if none is found)\n");
     return 0;
 }
