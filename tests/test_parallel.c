@@ -109,6 +109,9 @@ static const bnorm_shape shapes[] = {
     {3, 1001, 13, BNORM_NCHW},     {1, 20001, 2, BNORM_NCHW},     {1, 2048, 17, BNORM_NHWC},
     /* inference in column ranges: NHWC (rows on lines), (N, C) NCHW rows (not) */
     {1, 2048, 20, BNORM_NHWC},     {40, 1030, 1, BNORM_NCHW},
+    /* dense rows longer than a task's element range (flat_range in src/apply_plan.c):
+     * ranges that start and end inside one row */
+    {1, 20000, 2, BNORM_NHWC},     {3, 30000, 1, BNORM_NCHW},
 };
 
 /* The shapes of a list, then WIDE shapes of split rows whose x is larger than the
