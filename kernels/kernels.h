@@ -24,8 +24,10 @@
 #include "bnorm.h"
 
 /* The plans stream no spans shorter than this (floats), except dense planes, which
- * apply_planes_dense may walk as one run (AVX2 does, streamed, below this length):
- * a shorter span would start or end in part of a line too often. */
+ * apply_planes_dense may walk as one run (AVX2 does, streamed, below this length),
+ * and the pieces at the ends of a pool task's range of dense rows (flat_range in
+ * src/apply_plan.c), which continue its streamed rows: a shorter span would start or
+ * end in part of a line too often. */
 #define BNORM_STREAM_SPAN_MIN 256
 
 /* Flags for the apply family. */
@@ -35,8 +37,9 @@ enum {
     BNORM_KF_CLAMP = 1u << 0,
     /* Non-temporal stores: the output will not be read again soon, being at least
      * the stream threshold (half the last-level cache, or BNORM_STREAM_THRESHOLD;
-     * dispatch.c), in spans of at least BNORM_STREAM_SPAN_MIN floats or dense planes
-     * of at least 8 (apply_plan.c). A hint: kernels without such stores ignore it. */
+     * dispatch.c), in spans of at least BNORM_STREAM_SPAN_MIN floats, dense planes of
+     * at least 8, or the ends of a task's range of such rows (apply_plan.c). A hint:
+     * kernels without such stores ignore it. */
     BNORM_KF_STREAM = 1u << 1,
     /* Centered form v = (x - m[ch]) * a[ch] + b[ch]; without it m is never read
      * (it may be NULL) and v = x * a[ch] + b[ch]. Training uses it: a constant

@@ -113,7 +113,9 @@ static inline bool bnorm_long_spans(size_t len, bool dense_planes)
  * planes that follow each other, which apply_planes_dense writes), is written with
  * non-temporal stores (BNORM_KF_STREAM): it is at least the stream threshold (and
  * 1 MiB), and its spans are long enough to start and end on lines mostly. Every
- * apply that passes the flag itself asks this, as the plans do. */
+ * apply that passes the flag itself asks this, as the plans do (whose flat ranges
+ * of rows then stream the short pieces at their ends too, beside the rows they
+ * continue). */
 static inline bool bnorm_apply_streams(const bnorm_geom *gy, size_t len, bool dense_planes)
 {
     return bnorm_large_output(gy) && bnorm_long_spans(len, dense_planes);

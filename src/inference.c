@@ -118,8 +118,9 @@ bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
  * Rows (NHWC) run column ranges the same way where a range is at least
  * INFER_COLS_MIN channels (at most about 128 rows), cut on y's lines: 1x2048x7x7 NHWC
  * on two threads 8.1-8.4 -> 6.1-6.4 us (tensors on a page; 16 bytes past one,
- * 9.3-11.9 -> 7.6-8.2). Other rows keep the serial fold, then row tasks, which all
- * read every channel's scale and shift from the caller's stack: narrower ranges
+ * 9.3-11.9 -> 7.6-8.2). Other rows keep the serial fold, then the apply's tasks
+ * (for dense rows, element ranges: apply_plan.c), which all read every channel's
+ * scale and shift from the caller's stack: narrower ranges
  * were slower than that (1x1024x14x14 NHWC in eight ranges of 128: one thread 30 us
  * against 24 serially; two threads 24-25 us, against 12-13 with row tasks).
  */

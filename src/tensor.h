@@ -17,10 +17,10 @@
 /* For the arrays on bnorm's own stack that kernels walk a vector at a time (folded
  * coefficients, shifts, sums): on a 64-byte line, so that their vectors split no
  * line whatever the caller's stack depth. The rows kernels load a, b and m at the
- * offsets of x and y, so with x and y on lines, each such load then is too (rows
- * of at least 256 floats start at a 32-byte boundary of y). Left to the caller's
- * stack depth, the same call ran at one of two speeds: NCHW 256x64
- * bnorm_inference 1.22 or 1.38 us, NHWC 1x17x33x33 apply 1.33 or 1.56. */
+ * offsets of x and y, so with x and y on lines and C a multiple of 8, each such
+ * load then is too (rows of at least 256 floats start at a 32-byte boundary of y).
+ * Left to the caller's stack depth, the same call ran at one of two speeds: NCHW
+ * 256x64 bnorm_inference 1.22 or 1.38 us, NHWC 1x17x33x33 apply 1.33 or 1.56. */
 #define BNORM_LINE_ALIGNED _Alignas(64)
 
 /* A buffer's resolved strides and extent, in elements. */

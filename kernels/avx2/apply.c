@@ -30,7 +30,8 @@
  * lines of each per step: items p, p + s, p + 2s, p + 3s (s = count / 4) while there
  * are four, then each remaining item alone, split into four quarters when it is
  * long. Dense planes of fewer than BNORM_STREAM_SPAN_MIN floats are one run instead
- * (dense()); the plans stream no shorter spans (apply_plan.c).
+ * (dense()); the plans stream no other shorter spans than the ends of a pool task's
+ * range of rows (apply_plan.c).
  */
 #include <stdbool.h>
 #include <stdint.h>
