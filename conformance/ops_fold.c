@@ -17,6 +17,10 @@
  * gamma and mean are given, at least a quarter of the cases). gamma, beta and mean
  * are each NULL in some cases; eps is 0 in half of them, else 1e-5 or FLT_MAX / 2
  * (var + eps then overflows float for var over FLT_MAX / 2).
+ *
+ * fold_apply_row on the same channels and a row of x (with specials where the case
+ * has them), under the case's activation, in place in some cases: the bits of the
+ * table's fold_pipelined then apply_rows, in a fenced output, the inputs unchanged.
  */
 #include <float.h>
 #include <math.h>
@@ -119,6 +123,58 @@ out:
     free(want);
 }
 
+static void check_fold_apply_row(const bnorm_conf_op *op, const bnorm_kernels *k,
+                                 const bnorm_conf_case *cs, bnorm_conf_result *res,
+                                 const float *const in[BUFFERS], size_t omit, size_t c,
+                                 float eps, bnorm_rng *r)
+{
+    static const float specials[] = {NAN, INFINITY, -INFINITY, -0.0f, 1e-40f, FLT_MAX};
+    const float *gamma = omit & 1 ? NULL : in[GAMMA], *beta = omit & 2 ? NULL : in[BETA];
+    const float *mean = omit & 4 ? NULL : in[MEAN];
+    bool clamp = cs->act.kind != BNORM_ACT_NONE;
+    float lo = cs->act.kind == BNORM_ACT_CLAMP ? cs->act.lo : 0.0f;
+    float hi = cs->act.kind == BNORM_ACT_CLAMP ? cs->act.hi : INFINITY;
+    unsigned flags = clamp ? BNORM_KF_CLAMP : 0;
+    bool in_place = bnorm_rng_below(r, 2);
+    bnorm_fence fx = {0}, fy = {0};
+    float *x = bnorm_fence_alloc(&fx, c, BNORM_FENCE_AT_GUARD);
+    float *y = in_place ? x : bnorm_fence_alloc(&fy, c, BNORM_FENCE_AT_GUARD);
+    float *want = malloc(4 * c * sizeof(float)); /* then scale, shift, x's copy */
+    if (!x || !y || !want) {
+        bnorm_conf_fail(res, op, k, cs, "harness: out of memory");
+        goto out;
+    }
+    float *scale = want + c, *shift = want + 2 * c, *x_copy = want + 3 * c;
+    for (size_t i = 0; i < c; i++)
+        x[i] = cs->specials && bnorm_rng_below(r, 8) == 0
+                   ? specials[bnorm_rng_below(r, COUNT(specials))]
+                   : (float)(100.0 * bnorm_rng_normal(r));
+    memcpy(x_copy, x, c * sizeof(float));
+    k->fold_pipelined(c, gamma, beta, mean, in[VAR], eps, scale, shift);
+    k->apply_rows(1, c, x_copy, c, want, c, scale, shift, NULL, lo, hi, flags);
+    k->fold_apply_row(c, x, y, gamma, beta, mean, in[VAR], eps, lo, hi, flags);
+    for (size_t i = 0; i < c; i++)
+        if (!bnorm_conf_same_bits(y[i], want[i])) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "fold_apply_row%s: channel %zu (x %a): %a, want %a (fold_pipelined "
+                     "and apply_rows)",
+                     in_place ? " in place" : "", i, (double)x_copy[i], (double)y[i],
+                     (double)want[i]);
+            bnorm_conf_fail(res, op, k, cs, msg);
+            goto out;
+        }
+    if (!bnorm_fence_intact(&fx) || (!in_place && !bnorm_fence_intact(&fy)) ||
+        (!in_place && memcmp(x, x_copy, c * sizeof(float)) != 0))
+        bnorm_conf_fail(res, op, k, cs, "fold_apply_row wrote outside y");
+out:
+    if (fx.map)
+        bnorm_fence_free(&fx);
+    if (fy.map)
+        bnorm_fence_free(&fy);
+    free(want);
+}
+
 static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
                      const bnorm_conf_case *cs, bnorm_conf_result *res)
 {
@@ -185,6 +241,7 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
         }
     }
 
+    check_fold_apply_row(op, k, cs, res, (const float *const *)buf, omit, c, eps, &r);
     check_inv_std(op, k, cs, res, buf[VAR], c, eps);
 
 out:

@@ -180,6 +180,23 @@ typedef bnorm_f32_fold_kernel *bnorm_f32_fold_fn;
 #define BNORM_FOLD_PIPE 32
 
 /*
+ * fold_apply_row: one row of c channels (one image of one pixel), exactly as the
+ * table's fold_pipelined into scale and shift followed by its apply_rows(1, c, x, .,
+ * y, ., scale, shift, NULL, lo, hi, flags), bit for bit, for flags 0 or
+ * BNORM_KF_CLAMP; y may equal x, and otherwise overlaps no input. bnorm_inference
+ * calls it for a tensor of one such row: the whole call is then the fold's latency
+ * and a few vectors, so a kernel may keep each vector's coefficients in registers
+ * and apply them as they come (AVX2), instead of storing them and loading them back
+ * in a second call; an ISA without such a kernel composes the two (fold_row.h).
+ */
+typedef void bnorm_f32_fold_apply_row_kernel(size_t c, const float *x, float *y,
+                                             const float *gamma, const float *beta,
+                                             const float *mean, const float *var,
+                                             float eps, float lo, float hi,
+                                             unsigned flags);
+typedef bnorm_f32_fold_apply_row_kernel *bnorm_f32_fold_apply_row_fn;
+
+/*
  * Training's fold, the part the divider runs: for i < c,
  *   inv[i] = 1 / sqrt(var[i] + eps)
  * in double (var is the batch variance, in double), each operation rounded once,
@@ -199,6 +216,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_moments_apply_fn moments_apply_planes;
     bnorm_f32_dot_apply2_fn dot_apply2_planes;
     bnorm_f32_fold_fn fold, fold_pipelined;
+    bnorm_f32_fold_apply_row_fn fold_apply_row;
     bnorm_f64_inv_std_fn inv_std;
 } bnorm_kernels;
 
@@ -215,6 +233,7 @@ typedef struct bnorm_kernels {
     bnorm_f32_moments_apply_kernel bnorm_f32_moments_apply_planes__##suffix;        \
     bnorm_f32_dot_apply2_kernel bnorm_f32_dot_apply2_planes__##suffix;              \
     bnorm_f32_fold_kernel bnorm_f32_fold__##suffix, bnorm_f32_fold_pipelined__##suffix; \
+    bnorm_f32_fold_apply_row_kernel bnorm_f32_fold_apply_row__##suffix;             \
     bnorm_f64_inv_std_kernel bnorm_f64_inv_std__##suffix;                           \
     extern const bnorm_kernels bnorm_kernels_##suffix
 
@@ -236,6 +255,7 @@ typedef struct bnorm_kernels {
         .dot_apply2_planes = bnorm_f32_dot_apply2_planes__##suffix,                 \
         .fold = bnorm_f32_fold__##suffix,                                           \
         .fold_pipelined = bnorm_f32_fold_pipelined__##suffix,                       \
+        .fold_apply_row = bnorm_f32_fold_apply_row__##suffix,                       \
         .inv_std = bnorm_f64_inv_std__##suffix,                                     \
     }
 

@@ -32,24 +32,11 @@
 #include "kernels.h"
 #include "avx2_util.h"
 #include "fold_formula.h"
-
-/* 4 floats at p + i widened to double, or the constant where p is NULL */
-ALWAYS_INLINE __m256d load4(const float *p, size_t i, double constant)
-{
-    return p ? _mm256_cvtps_pd(_mm_loadu_ps(p + i)) : _mm256_set1_pd(constant);
-}
+#include "formula4.h"
 
 ALWAYS_INLINE __m256d abs_pd(__m256d v)
 {
     return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v);
-}
-
-/* mean * s, or 0 where mean is NULL (not 0 * s: NaN for an infinite s), as the
- * formula. */
-ALWAYS_INLINE __m256d mean_times(const float *mean, size_t i, __m256d s)
-{
-    return mean ? _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(mean + i)), s)
-                : _mm256_setzero_pd();
 }
 
 /* Channels i..i+3 by the formula. */
@@ -57,11 +44,10 @@ ALWAYS_INLINE void formula4(size_t i, const float *gamma, const float *beta,
                             const float *mean, const float *var, __m256d eps,
                             float *scale, float *shift)
 {
-    __m256d v = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(var + i)), eps);
-    __m256d s = _mm256_div_pd(load4(gamma, i, 1.0), _mm256_sqrt_pd(v));
-    _mm_storeu_ps(scale + i, _mm256_cvtpd_ps(s));
-    __m256d ms = mean_times(mean, i, s);
-    _mm_storeu_ps(shift + i, _mm256_cvtpd_ps(_mm256_sub_pd(load4(beta, i, 0.0), ms)));
+    __m128 s, h;
+    formula4_ps(i, gamma, beta, mean, var, eps, &s, &h);
+    _mm_storeu_ps(scale + i, s);
+    _mm_storeu_ps(shift + i, h);
 }
 
 /* Channels i..i+3 by the estimate; returns a bit for each channel it could not vouch

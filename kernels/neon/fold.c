@@ -1,7 +1,9 @@
 /* The folds, neon: the formulas themselves (kernels/fold_formula.h): the inference
- * fold, also beside an apply, and training's inv_std. */
+ * fold, also beside an apply and before one row's (fold_row.h), and training's
+ * inv_std. */
 #include "kernels.h"
 #include "fold_formula.h"
+#include "fold_row.h"
 
 void bnorm_f32_fold__neon(size_t c, const float *gamma, const float *beta,
                           const float *mean, const float *var, float eps, float *scale,
@@ -15,6 +17,14 @@ void bnorm_f32_fold_pipelined__neon(size_t c, const float *gamma, const float *b
                                     float *scale, float *shift)
 {
     bnorm_fold_formula(c, gamma, beta, mean, var, eps, scale, shift);
+}
+
+void bnorm_f32_fold_apply_row__neon(size_t c, const float *x, float *y, const float *gamma,
+                                   const float *beta, const float *mean, const float *var,
+                                   float eps, float lo, float hi, unsigned flags)
+{
+    bnorm_fold_apply_row_composed(bnorm_f32_fold_pipelined__neon, bnorm_f32_apply_rows__neon,
+                                  c, x, y, gamma, beta, mean, var, eps, lo, hi, flags);
 }
 
 void bnorm_f64_inv_std__neon(size_t c, const double *var, float eps, double *inv)
