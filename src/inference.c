@@ -120,9 +120,9 @@ bnorm_status bnorm_inference_apply(const bnorm_shape *shape, const float *x,
  * on two threads 8.1-8.4 -> 6.1-6.4 us (tensors on a page; 16 bytes past one,
  * 9.3-11.9 -> 7.6-8.2). Other rows keep the serial fold, then the apply's tasks
  * (for dense rows, element ranges: apply_plan.c), which all read every channel's
- * scale and shift from the caller's stack: narrower ranges
- * were slower than that (1x1024x14x14 NHWC in eight ranges of 128: one thread 30 us
- * against 24 serially; two threads 24-25 us, against 12-13 with row tasks).
+ * scale and shift from the caller's stack: narrower ranges were slower than that
+ * (1x1024x14x14 NHWC in eight ranges of 128: one thread 30 us against 24 serially;
+ * two threads 24-25 us, against 12-13 with row tasks).
  */
 typedef struct infer_job {
     const bnorm_kernels *k;

@@ -747,13 +747,22 @@ Test(stream_threshold, kib)
 {
     cr_assert_eq(threshold_with("4096K", BNORM_OK), (size_t)4 << 20);
 }
-Test(stream_threshold, mib) { cr_assert_eq(threshold_with("64M", BNORM_OK), (size_t)64 << 20); }
-Test(stream_threshold, gib) { cr_assert_eq(threshold_with("2g", BNORM_OK), (size_t)2 << 30); }
+Test(stream_threshold, mib)
+{
+    cr_assert_eq(threshold_with("64M", BNORM_OK), (size_t)64 << 20);
+}
+Test(stream_threshold, gib)
+{
+    cr_assert_eq(threshold_with("2g", BNORM_OK), (size_t)2 << 30);
+}
 Test(stream_threshold, below_floor)
 {
     cr_assert_eq(threshold_with("512K", BNORM_OK), BNORM_STREAM_MIN_BYTES);
 }
-Test(stream_threshold, empty) { cr_assert_eq(threshold_with("", BNORM_OK), default_threshold()); }
+Test(stream_threshold, empty)
+{
+    cr_assert_eq(threshold_with("", BNORM_OK), default_threshold());
+}
 /* Malformed or overflowing text leaves the default, and says so. */
 Test(stream_threshold, not_a_number)
 {

@@ -15,10 +15,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bnorm-info\n"
-               "Prints the bnorm version, the CPU features detected, the ISAs compiled in,\n"
-               "the one chosen, and the output size from which stores bypass the caches.\n"
-               "BNORM_ISA=NAME asks for an ISA and BNORM_STREAM_THRESHOLD=BYTES (K, M or G\n"
-               "suffix) for that size, as for any program.\n");
+               "Prints the bnorm version, the CPU features detected, the ISAs compiled\n"
+               "in, the one chosen, and the output size from which stores bypass the\n"
+               "caches. BNORM_ISA=NAME asks for an ISA and BNORM_STREAM_THRESHOLD=BYTES\n"
+               "(K, M or G suffix) for that size, as for any program.\n");
 }
 
 int main(int argc, char **argv)
