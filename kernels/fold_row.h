@@ -28,4 +28,18 @@ static inline void bnorm_fold_apply_row_composed(bnorm_f32_fold_fn fold,
     }
 }
 
+/* Defines bnorm_f32_fold_apply_row__<suffix> as the composition of that table's own
+ * fold_pipelined and apply_rows. */
+#define BNORM_DEFINE_FOLD_APPLY_ROW_COMPOSED(suffix)                                 \
+    void bnorm_f32_fold_apply_row__##suffix(size_t c, const float *x, float *y,        \
+                                            const float *gamma, const float *beta,     \
+                                            const float *mean, const float *var,       \
+                                            float eps, float lo, float hi,             \
+                                            unsigned flags)                            \
+    {                                                                                  \
+        bnorm_fold_apply_row_composed(bnorm_f32_fold_pipelined__##suffix,              \
+                                      bnorm_f32_apply_rows__##suffix, c, x, y, gamma,  \
+                                      beta, mean, var, eps, lo, hi, flags);            \
+    }
+
 #endif /* BNORM_FOLD_ROW_H */

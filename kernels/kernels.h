@@ -171,11 +171,10 @@ typedef bnorm_f32_fold_kernel *bnorm_f32_fold_fn;
  * fold_pipelined: exactly fold, bit for bit, for the folds that run beside an apply:
  * bnorm_inference folds one image's dense planes of 40 floats or more
  * (src/inference.c) BNORM_FOLD_PIPE channels at a time and applies each block after
- * folding it, so the apply's loads and stores run beside the fold; and one row of up
- * to 256 channels (one image of one pixel), whose apply follows at once. A fold that
- * trades the divider's work for other units' (AVX2's estimate) should not here: the
- * divider is otherwise idle, and the other units are the apply's. An ISA without
- * such a trade runs its fold.
+ * folding it, so the apply's loads and stores run beside the fold (fold_apply_row,
+ * below, is defined by it too). A fold that trades the divider's work for other
+ * units' (AVX2's estimate) should not here: the divider is otherwise idle, and the
+ * other units are the apply's. An ISA without such a trade runs its fold.
  */
 #define BNORM_FOLD_PIPE 32
 

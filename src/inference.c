@@ -215,13 +215,12 @@ fold_apply(const bnorm_kernels *k, const bnorm_shape *shape, const bnorm_geom *g
     }
 }
 
-/* Channels up to which one row of them (one image of one pixel) is folded and applied
- * in one kernel, fold_apply_row, when the row is dense in x and y; else folded into
- * the entry point's own frame, without BNORM_LINE_ALIGNED (each coefficient is read
- * once, so its alignment does not matter, and the frame needs no realigning), and
- * applied. 1x24x1x1, AVX2, on the Zen 4 guest, ns a call: 46.2-46.6 through
- * fold_apply, 42.5-42.8 folded here by fold (with the AVX2 estimate), 36.7-38.1 by
- * fold_pipelined (the formula), 28.6-29.0 by fold_apply_row (bench/README.md). */
+/* Channels up to which one row of them (one image of one pixel), dense in x and y, is
+ * folded and applied in one kernel, fold_apply_row, which keeps the entry point's
+ * frame free of fold_apply's aligned arrays. 1x24x1x1, AVX2, on the Zen 4 guest, ns
+ * a call: 46.2-46.6 through fold_apply, 42.5-42.8 folded into the entry point's frame
+ * by fold (with the AVX2 estimate), 36.7-38.1 there by fold_pipelined (the formula),
+ * 28.6-29.0 by fold_apply_row (bench/README.md). */
 #define ONE_ROW_MAX 256
 
 static void infer_range(const void *job, size_t c0, size_t c1)
@@ -285,15 +284,10 @@ inference(const bnorm_kernels *k, const bnorm_shape *shape, const float *x,
         infer_job j = {k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp};
         bnorm_parallel_ranges(infer_range, &j, 0, c, per,
                               rows_of(shape, &gx, &gy) ? infer_lines(shape, &gy, y) : NULL);
-    } else if (c <= ONE_ROW_MAX && shape->n == 1 && shape->spatial == 1) {
-        if (rows_of(shape, &gx, &gy)) { /* one dense row of C in x and in y */
-            k->fold_apply_row(c, x, y, gamma, beta, mean, var, eps, lo, hi,
-                              clamp ? BNORM_KF_CLAMP : 0);
-            return BNORM_OK;
-        }
-        float scale[ONE_ROW_MAX], shift[ONE_ROW_MAX];
-        k->fold_pipelined(c, gamma, beta, mean, var, eps, scale, shift);
-        bnorm_apply_channels(k, shape, &gx, &gy, x, y, 0, c, scale, shift, lo, hi, clamp);
+    } else if (c <= ONE_ROW_MAX && shape->n == 1 && shape->spatial == 1 &&
+               rows_of(shape, &gx, &gy)) {
+        k->fold_apply_row(c, x, y, gamma, beta, mean, var, eps, lo, hi,
+                          clamp ? BNORM_KF_CLAMP : 0);
     } else {
         fold_apply(k, shape, &gx, &gy, x, y, gamma, beta, mean, var, eps, lo, hi, clamp, 0,
                    c, false);

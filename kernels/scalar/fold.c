@@ -19,15 +19,7 @@ void bnorm_f32_fold_pipelined__scalar(size_t c, const float *gamma, const float 
     bnorm_fold_formula(c, gamma, beta, mean, var, eps, scale, shift);
 }
 
-void bnorm_f32_fold_apply_row__scalar(size_t c, const float *x, float *y,
-                                      const float *gamma, const float *beta,
-                                      const float *mean, const float *var, float eps,
-                                      float lo, float hi, unsigned flags)
-{
-    bnorm_fold_apply_row_composed(bnorm_f32_fold_pipelined__scalar,
-                                  bnorm_f32_apply_rows__scalar, c, x, y, gamma, beta, mean,
-                                  var, eps, lo, hi, flags);
-}
+BNORM_DEFINE_FOLD_APPLY_ROW_COMPOSED(scalar)
 
 void bnorm_f64_inv_std__scalar(size_t c, const double *var, float eps, double *inv)
 {
