@@ -1,7 +1,8 @@
 // oneDNN's batch_normalization on the same tensors, where oneDNN was found at build
 // time (BNORM_BENCH_HAVE_ONEDNN): formats nchw, nhwc and nChw8c (oneDNN's AVX2
-// blocking), and nChw16c (its AVX-512 blocking) where the CPU has AVX-512; one thread,
-// the primitive cache off.
+// blocking), and nChw16c (its AVX-512 blocking) where oneDNN runs AVX-512 code (the
+// CPU has it, and ONEDNN_MAX_CPU_ISA does not cap it below); one thread, the
+// primitive cache off.
 //
 // inference*         forward_inference, use_global_stats | use_scale | use_shift
 //                    (+ fuse_norm_relu for ReLU; oneDNN has no fused clamp, so
@@ -27,13 +28,10 @@
 
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
-
-extern "C" {
-#include "bnorm.h"
-}
 
 namespace bench {
 
@@ -212,10 +210,45 @@ void onednn_init()
         set(1);
 }
 
+namespace {
+
+// The instruction set oneDNN's JIT uses here: the CPU's, or less under
+// ONEDNN_MAX_CPU_ISA. Each value's bits include those of every set it extends.
+dnnl::cpu_isa onednn_isa()
+{
+    return dnnl::get_effective_cpu_isa();
+}
+
+bool onednn_has(dnnl::cpu_isa isa)
+{
+    unsigned have = static_cast<unsigned>(onednn_isa()), want = static_cast<unsigned>(isa);
+    return (have & want) == want;
+}
+
+const char *onednn_isa_name()
+{
+    static const std::pair<dnnl::cpu_isa, const char *> names[] = {
+        {dnnl::cpu_isa::avx512_core_amx, "avx512_core_amx"},
+        {dnnl::cpu_isa::avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl::cpu_isa::avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl::cpu_isa::avx512_core, "avx512_core"},
+        {dnnl::cpu_isa::avx2_vnni, "avx2_vnni"},
+        {dnnl::cpu_isa::avx2, "avx2"},
+        {dnnl::cpu_isa::avx, "avx"},
+        {dnnl::cpu_isa::sse41, "sse41"},
+    };
+    for (const auto &n : names)
+        if (onednn_has(n.first))
+            return n.second;
+    return "none";
+}
+
+} // namespace
+
 void register_onednn(const Shape &shape, bool full)
 {
     std::vector<Fmt> fmts = {Fmt::nchw, Fmt::nhwc, Fmt::nChw8c};
-    if (bnorm_cpu_features() & BNORM_CPU_AVX512F)
+    if (onednn_has(dnnl::cpu_isa::avx512_core))
         fmts.push_back(Fmt::nChw16c);
     for (const OpInfo &op : ops()) {
         // No pre-folded form in oneDNN (the report compares apply with its
@@ -239,6 +272,7 @@ void context_onednn()
         threads = get();
     std::string s = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
                     std::to_string(v->patch) + " runtime=" + runtime_name(v->cpu_runtime) +
+                    " isa=" + onednn_isa_name() +
                     " threads=" + (threads > 0 ? std::to_string(threads) : "n/a") +
                     " primitive_cache=" +
                     std::to_string(dnnl::get_primitive_cache_capacity());
