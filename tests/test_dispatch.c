@@ -870,11 +870,11 @@ Test(stream_threshold, short_spans_are_not_streamed)
 }
 
 /* The active table's rows kernel, recording what it is asked to do: the flags, the
- * calls, the columns they cover (len summed), the longest row and the rows that are
- * no whole number of lines (16 floats). */
+ * calls, the columns they cover (len summed), the longest and the shortest row (0:
+ * none yet) and the rows that are no whole number of lines (16 floats). */
 static struct {
     unsigned flags;
-    size_t calls, columns, widest, ragged;
+    size_t calls, columns, widest, narrowest, ragged;
 } rows_seen;
 static void recording_active_rows(size_t count, size_t len, const float *x, size_t xs,
                                   float *y, size_t ys, const float *a, const float *b,
@@ -886,6 +886,8 @@ static void recording_active_rows(size_t count, size_t len, const float *x, size
     rows_seen.ragged += len % 16 != 0;
     if (len > rows_seen.widest)
         rows_seen.widest = len;
+    if (!rows_seen.narrowest || len < rows_seen.narrowest)
+        rows_seen.narrowest = len;
     bnorm_active_kernels()->apply_rows(count, len, x, xs, y, ys, a, b, m, lo, hi, flags);
 }
 
@@ -987,9 +989,10 @@ Test(stream_threshold, applies_stream_from_the_threshold_on)
  * rows', bit for bit (the apply is elementwise), with images a gap apart too, in
  * place, and with a pool that runs the tasks in reverse order. There the tasks are
  * ranges of elements cut on y's lines (apply_plan.c), which start and end inside
- * rows, so only the widths are checked: each range (and the elements before y's
- * first line, which the last task runs) has at most two strips of no whole number
- * of lines, where it starts and where it ends. */
+ * rows, so only the widths are checked: some call is narrower than a strip (a
+ * range ends inside one), and each range (and the elements before y's first line,
+ * which the last task runs) has at most two strips of no whole number of lines,
+ * where it starts and where it ends. */
 
 static size_t pool_tasks;
 static void reverse_pool(void *pool, bnorm_task_fn task, void *context, size_t range)
@@ -1059,6 +1062,13 @@ Test(row_strips, wide_cached_rows_run_in_strips)
             cr_expect_eq(rows_seen.columns, calls / strips * c, "case %zu: columns %zu", i,
                          rows_seen.columns);
         }
+        /* the pool's element ranges (four of 25088 floats here) end inside strips:
+         * pieces narrower than one, which ranges of whole rows would not make */
+        if (variant == POOL)
+            cr_expect(rows_seen.narrowest < 1024,
+                      "case %zu: no range ends inside a strip (narrowest call %zu, %zu "
+                      "tasks)",
+                      i, rows_seen.narrowest, pool_tasks);
         size_t ragged_max = variant == POOL ? 2 * (pool_tasks + 1) : calls / strips;
         cr_expect(cases[i].strips
                       ? rows_seen.widest <= 1024 && rows_seen.ragged <= ragged_max
