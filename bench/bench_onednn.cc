@@ -212,16 +212,13 @@ void onednn_init()
 
 namespace {
 
-// The instruction set oneDNN's JIT uses here: the CPU's, or less under
-// ONEDNN_MAX_CPU_ISA. Each value's bits include those of every set it extends.
-dnnl::cpu_isa onednn_isa()
-{
-    return dnnl::get_effective_cpu_isa();
-}
-
+// Whether the instruction set oneDNN's JIT uses here (the CPU's, or less under
+// ONEDNN_MAX_CPU_ISA) includes isa: each value's bits include those of every set it
+// extends.
 bool onednn_has(dnnl::cpu_isa isa)
 {
-    unsigned have = static_cast<unsigned>(onednn_isa()), want = static_cast<unsigned>(isa);
+    unsigned have = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    unsigned want = static_cast<unsigned>(isa);
     return (have & want) == want;
 }
 
