@@ -16,10 +16,12 @@
  *
  * With a host pool (bnorm_set_parallel_for) the work is cut into tasks fixed by the
  * shape (task_channels). Planes: channel ranges, at least 8 where C and the size
- * allow, each running the loop below on its own. Rows: one range of every channel
- * whose row chunks (below) are the reduction's tasks and whose apply splits rows,
- * except when C spans several blocks over few rows: then column ranges of about a
- * block. Serial calls run one range of all channels, which pipelines best. Rows of
+ * allow, each running the loop below on its own (the forward over fewer than 8
+ * channels of long planes splits the planes instead: fwd_few_planes). Rows: one
+ * range of every channel whose row chunks (below) are the reduction's tasks and whose
+ * apply splits rows, except when C spans several blocks over few rows: then column
+ * ranges of about a block. Serial calls run one range of all channels, which
+ * pipelines best. Rows of
  * more than one block and up to SPLIT channels, with a pool or not, only reduce and
  * fold block by block (or range by range), before one apply pass over whole rows;
  * serially, wider rows do so in parts of up to SPLIT channels (see SPLIT).
@@ -36,11 +38,12 @@
  * reduced in the same order.
  *
  * Summation order is fixed by the shape: each (image, channel) plane is summed from
- * zero and planes are added in image order; rows are summed in chunks of rows (fixed
- * by the shape, below) from zero and chunks are added in order; periodic rows then
- * add a channel's columns c, c + C, ... in that order. A channel's sums never depend
- * on the blocks, ranges, threads or strides (sum_rows), so results are the same for
- * any pool, serial included, and rows sums are the same in every ISA (kernels.h).
+ * zero (the forward's moments over fewer than 8 channels: a long plane in chunks,
+ * PLANE_CHUNK) and planes are added in image order; rows are summed in chunks of rows
+ * (fixed by the shape, below) from zero and chunks are added in order; periodic rows
+ * then add a channel's columns c, c + C, ... in that order. A channel's sums never
+ * depend on the blocks, ranges, threads or strides (sum_rows), so results are the same
+ * for any pool, serial included, and rows sums are the same in every ISA (kernels.h).
  */
 #include <math.h>
 #include <string.h>
@@ -73,6 +76,27 @@
 #define CHUNK_MIN_ELEMS ((size_t)16 << 10)
 #define CHUNKS_MAX 8
 #define PART_PAIRS 1024
+
+/*
+ * The forward's moments over fewer than FEW_PLANES channels sum a plane (one image's
+ * channel, NCHW) of more than PLANE_CHUNK values in chunks (plane_chunk; the last
+ * shorter), each from zero, added in order: the moments kernels add each call's
+ * planes to the sums, so the chunks are calls in order (serially), or tasks whose
+ * partials are added in that order (fwd_few_planes), with the same sums either way.
+ * More channels make enough tasks as they are, and keep whole planes.
+ */
+#define FEW_PLANES 8
+#define PLANE_CHUNK ((size_t)16 << 10)
+
+/* Values per chunk of the planes of len values of c channels: len itself (one chunk),
+ * or equal chunks rounded up to whole vectors of 8. */
+static size_t plane_chunk(size_t c, size_t len)
+{
+    if (c >= FEW_PLANES || len <= PLANE_CHUNK)
+        return len;
+    size_t chunks = (len + PLANE_CHUNK - 1) / PLANE_CHUNK;
+    return ((len + chunks - 1) / chunks + 7) & ~(size_t)7;
+}
 
 /*
  * The sums of rows (NHWC, and NCHW with spatial 1) are in an order fixed by the shape,
@@ -110,6 +134,7 @@ typedef struct walk {
     size_t groups, items, len;
     size_t g_stride[3], i_stride[3], c_stride[3];
     size_t last_len, chunk_rows;
+    size_t chunk; /* planes: values per chunk of the forward's moments (PLANE_CHUNK) */
     /* Periodic rows (dense rows of small C): each row is len = P floats of whole
      * periods of C = period channels, column j belongs to channel j % period; 0
      * otherwise. */
@@ -155,6 +180,7 @@ static void walk_init(walk *w, const bnorm_shape *s, const bnorm_geom *const g[3
             w->g_stride[b] = g[b]->batch;
             w->i_stride[b] = w->c_stride[b] = g[b]->inner;
         }
+        w->chunk = plane_chunk(s->c, s->spatial);
         sums_init(w, s, g, nc);
         return;
     }
@@ -463,13 +489,17 @@ static void reduce_block(const bnorm_kernels *kt, const walk *w, const float *x,
         reduce_rows(kt, w, nc, x, dy, k, s1, s2, pool);
         return;
     }
+    size_t q = w->chunk;
     for (size_t g = 0; g < w->groups; g++) {
         const float *xg = x + g * w->g_stride[0];
-        if (dy)
+        if (dy) {
             kt->dot_planes(nc, w->len, xg, w->i_stride[0], dy + g * w->g_stride[1],
                            w->i_stride[1], k, s1, s2);
-        else
-            kt->moments_planes(nc, w->len, xg, w->i_stride[0], k, s1, s2);
+            continue;
+        }
+        for (size_t o = 0; o < w->len; o += q) /* PLANE_CHUNK */
+            kt->moments_planes(nc, w->len - o < q ? w->len - o : q, xg + o,
+                               w->i_stride[0], k, s1, s2);
     }
 }
 
@@ -903,13 +933,16 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
             /* moments of this block fused with the apply of the previous one */
             memset(s1, 0, nc * sizeof(double));
             memset(s2, 0, nc * sizeof(double));
+            size_t q = w.chunk;
             for (size_t gi = 0; gi < w.groups; gi++) {
                 const float *xg = x + gi * w.g_stride[0];
-                kt->moments_apply_planes(nc, w.len, xg + c0 * w.i_stride[0], w.i_stride[0],
-                                         k, s1, s2, xg + prev->c0 * w.i_stride[0],
-                                         w.i_stride[0],
-                                         y + gi * w.g_stride[2] + prev->c0 * w.i_stride[2],
-                                         w.i_stride[2], prev->a, prev->b, prev->m);
+                float *yg = y + gi * w.g_stride[2];
+                for (size_t o = 0; o < w.len; o += q) /* PLANE_CHUNK */
+                    kt->moments_apply_planes(
+                        nc, w.len - o < q ? w.len - o : q, xg + c0 * w.i_stride[0] + o,
+                        w.i_stride[0], k, s1, s2, xg + prev->c0 * w.i_stride[0] + o,
+                        w.i_stride[0], yg + prev->c0 * w.i_stride[2] + o, w.i_stride[2],
+                        prev->a, prev->b, prev->m);
             }
         } else {
             if (prev)
@@ -936,6 +969,65 @@ static void fwd_range(const void *job, size_t c0_range, size_t c1)
     if (prev)
         fwd_apply(kt, shape, g, x, y, prev->c0, prev->nc, prev->a, prev->b, prev->m,
                   &pattern, pool);
+}
+
+/*
+ * The forward over planes in chunks (fewer than FEW_PLANES channels, planes longer
+ * than PLANE_CHUNK) with a pool, such as 1x3x224x224: range tasks would be a channel
+ * each, which two threads share 2:1. Instead the chunks of every plane are the
+ * reduction's tasks, whose partials are added in the serial order (image, then
+ * chunk), then the fold, then one apply pass, which the pool splits into spans of
+ * the planes. AVX2, OpenMP, best of 3000 calls in each of six alternating runs, us:
+ * two threads 15.3-17.0 -> 12.5-12.9, a pool of one thread 23.4-23.6 -> 24.4-24.7
+ * (the apply no longer follows each channel's reduction in L2), serially 21.0-21.7
+ * and 21.2-21.5 (the chunked pipelined pass).
+ */
+typedef struct few_job {
+    const fwd_job *j;
+    const float *k;
+    size_t c, q, chunks; /* channels, values per chunk, chunks per plane */
+    size_t first;        /* the pass's first chunk: (image * c + channel) * chunks + q */
+    double *p1, *p2;     /* the pass's partials */
+} few_job;
+
+static void few_task(void *context, size_t t)
+{
+    const few_job *f = context;
+    const walk *w = &f->j->w;
+    size_t u = f->first + t, o = u % f->chunks * f->q, plane = u / f->chunks;
+    size_t i = plane % f->c, g = plane / f->c;
+    f->p1[t] = f->p2[t] = 0.0;
+    f->j->kt->moments_planes(1, w->len - o < f->q ? w->len - o : f->q,
+                             f->j->x + g * w->g_stride[0] + i * w->c_stride[0] + o,
+                             w->i_stride[0], &f->k[i], &f->p1[t], &f->p2[t]);
+}
+
+/* Not inlined: its partials stay out of the other calls' frames. */
+static __attribute__((noinline)) void fwd_few_planes(const fwd_job *j)
+{
+    enum { PASS = 64 }; /* chunks per pass (parallel region): at least 512K values */
+    const walk *w = &j->w;
+    size_t c = w->items, q = w->chunk, chunks = (w->len + q - 1) / q;
+    size_t total = w->groups * c * chunks;
+    double s1[FEW_PLANES] = {0}, s2[FEW_PLANES] = {0}, p1[PASS], p2[PASS];
+    float k[FEW_PLANES];
+    for (size_t i = 0; i < c; i++)
+        k[i] = shift_of(j->x[i * w->c_stride[0]]);
+    few_job f = {j, k, c, q, chunks, 0, p1, p2};
+    for (; f.first < total; f.first += PASS) {
+        size_t cnt = total - f.first < PASS ? total - f.first : PASS;
+        bnorm_parallel_run(few_task, &f, cnt);
+        for (size_t t = 0; t < cnt; t++) {
+            size_t i = (f.first + t) / chunks % c;
+            s1[i] += p1[t];
+            s2[i] += p2[t];
+        }
+    }
+    BNORM_LINE_ALIGNED float a[FEW_PLANES];
+    BNORM_LINE_ALIGNED float b[FEW_PLANES];
+    BNORM_LINE_ALIGNED float m[FEW_PLANES];
+    fwd_fold(j, 0, c, k, s1, s2, a, b, m);
+    fwd_apply(j->kt, j->shape, j->g, j->x, j->y, 0, c, a, b, m, NULL, true);
 }
 
 /* The forward's reduction and fold of channels [c0, c1) of split rows in one pass
@@ -1015,6 +1107,10 @@ bnorm_status bnorm_training_forward_with(const bnorm_kernels *kt, const bnorm_sh
              !bnorm_apply_streams(&g[1], shape->spatial,
                                   g[0].inner == shape->spatial && g[1].inner == shape->spatial);
     size_t per = task_channels(&j.w, c, shape->n * shape->spatial);
+    if (!j.w.rows && j.w.chunk < j.w.len && ranged(c, per)) {
+        fwd_few_planes(&j);
+        return BNORM_OK;
+    }
     size_t width = split_width(&j.w, c, per);
     for (size_t c0 = 0; width && c0 < c; c0 += width)
         fwd_split(&j, c0, part_end(c0, c, width), per);

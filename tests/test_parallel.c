@@ -101,8 +101,11 @@ static const bnorm_shape shapes[] = {
     {2, 3, 100 * 100, BNORM_NHWC}, {1, 64, 48 * 48, BNORM_NHWC}, {1, 512, 28 * 28, BNORM_NHWC},
     {3000, 24, 1, BNORM_NCHW},     {1, 1030, 512, BNORM_NHWC},
     /* planes fewer than their tasks, applied in spans (1x3x112x112 above too), here
-     * over two images, with a shorter last span */
-    {2, 1, 201 * 199, BNORM_NCHW},
+     * over two images, with a shorter last span; fewer than 8 planes longer than
+     * PLANE_CHUNK (src/training.c), reduced in chunks: three of one plane over two
+     * images, two of three planes, two of 33 images' plane (more than one pass) */
+    {2, 1, 201 * 199, BNORM_NCHW}, {1, 3, 150 * 150, BNORM_NCHW},
+    {33, 1, 16392, BNORM_NCHW},
     /* inference in channel ranges (2x64x28x28 above too): over three images with a
      * shorter last range; ranges of several fold blocks. Training's column ranges
      * cut on y's and dx's lines (rows a multiple of 16 floats) */
@@ -348,11 +351,12 @@ Test(parallel, setting_is_per_thread_and_clearable)
  * results bit for bit and leave the gaps alone. The shapes take the split rows (C up
  * to 1024 over few rows; C over 1024, serially in parts; over many rows, serially one
  * pass over the rows), the row chunks, one row per image, and planes (few and long
- * ones too, applied in spans).
+ * ones too, applied in spans, and reduced in chunks).
  */
 static const bnorm_shape strided_shapes[] = {
     {2, 600, 28, BNORM_NHWC},      {33, 1000, 1, BNORM_NHWC}, {2, 1100, 32, BNORM_NHWC},
     {1, 64, 48 * 48, BNORM_NHWC}, {2, 64, 256, BNORM_NCHW},    {1, 3, 111 * 113, BNORM_NCHW},
+    {2, 3, 130 * 131, BNORM_NCHW},
 };
 
 #define GAP (-333.0f)
