@@ -116,10 +116,8 @@ static void check_inv_std(const bnorm_conf_op *op, const bnorm_kernels *k,
         memcmp(copy, var, c * sizeof(double)) != 0)
         bnorm_conf_fail(res, op, k, cs, "inv_std wrote outside inv");
 out:
-    if (fv.map)
-        bnorm_fence_free(&fv);
-    if (fi.map)
-        bnorm_fence_free(&fi);
+    bnorm_fence_free(&fv);
+    bnorm_fence_free(&fi);
     free(want);
 }
 
@@ -168,10 +166,8 @@ static void check_fold_apply_row(const bnorm_conf_op *op, const bnorm_kernels *k
         (!in_place && memcmp(x, x_copy, c * sizeof(float)) != 0))
         bnorm_conf_fail(res, op, k, cs, "fold_apply_row wrote outside y");
 out:
-    if (fx.map)
-        bnorm_fence_free(&fx);
-    if (fy.map)
-        bnorm_fence_free(&fy);
+    bnorm_fence_free(&fx);
+    bnorm_fence_free(&fy);
     free(want);
 }
 
@@ -246,8 +242,7 @@ static void run_fold(const bnorm_conf_op *op, const bnorm_kernels *k,
 
 out:
     for (int b = 0; b < BUFFERS; b++)
-        if (f[b].map)
-            bnorm_fence_free(&f[b]);
+        bnorm_fence_free(&f[b]);
     for (int b = 0; b <= VAR; b++)
         free(copy[b]);
     free(want);
